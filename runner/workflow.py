@@ -1,0 +1,391 @@
+"""Loading a workflow, applying ``--set``/``--input`` overrides and checking it before anything is queued.
+
+Public seam used by the command line and the client: :func:`prepare_workflow`, which returns a
+:class:`PreparedWorkflow` (an API-format graph plus a record of what was changed) or raises
+:class:`WorkflowError` listing every problem found, one per line.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from runner.workflow_convert import ui_to_api
+from runner.workflow_errors import WorkflowError
+from runner.workflow_spec import COMBO, DYNAMIC_COMBO, InputSpec, all_input_specs, check_value
+
+__all__ = [
+    "PreparedWorkflow",
+    "WorkflowError",
+    "load_workflow",
+    "detect_format",
+    "to_api",
+    "prepare_workflow",
+    "parse_assignment",
+    "resolve_target",
+    "preflight",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_API = "api"
+FORMAT_UI = "ui"
+# Choice inputs that name a model file, and the /models folder that lists such files.
+MODEL_INPUT_FOLDERS: dict[str, str] = {
+    "ckpt_name": "checkpoints",
+    "lora_name": "loras",
+    "vae_name": "vae",
+    "control_net_name": "controlnet",
+    "unet_name": "diffusion_models",
+    "clip_name": "text_encoders",
+    "clip_name1": "text_encoders",
+    "clip_name2": "text_encoders",
+    "clip_name3": "text_encoders",
+    "model_name": "upscale_models",
+    "style_model_name": "style_models",
+    "gligen_name": "gligen",
+    "hypernetwork_name": "hypernetworks",
+    "config_name": "configs",
+}
+MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+
+
+@dataclass
+class PreparedWorkflow:
+    """An API-format workflow ready to queue, and what was done to it."""
+
+    api: dict[str, Any]
+    overrides: list[dict[str, Any]] = field(default_factory=list)
+    titles: dict[str, str] = field(default_factory=dict)
+    class_types: dict[str, str] = field(default_factory=dict)
+    source_format: str = FORMAT_API
+
+
+# ----- loading and format detection -----
+
+
+def load_workflow(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """Read a workflow file (or take a dict as is) and return its JSON object; never modifies the file."""
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkflowError(f"workflow file not found: {path}") from None
+    except IsADirectoryError:
+        raise WorkflowError(f"workflow path is a directory, not a file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkflowError(f"cannot read workflow file {path}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(
+            f"workflow file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise WorkflowError(f"workflow file {path} holds a JSON {type(data).__name__}, not a workflow object")
+    return data
+
+
+def detect_format(workflow: dict[str, Any]) -> str:
+    """``"ui"`` for web-UI saves, ``"api"`` for API exports; raises for anything else."""
+    if isinstance(workflow.get("nodes"), list):
+        return FORMAT_UI
+    if workflow and all(isinstance(node, dict) and "class_type" in node for node in workflow.values()):
+        return FORMAT_API
+    if not workflow:
+        raise WorkflowError("workflow is empty: it has no nodes")
+    raise WorkflowError(
+        "not a ComfyUI workflow: expected API format (node id -> {class_type, inputs}) "
+        "or a web-UI save (with 'nodes' and 'links')"
+    )
+
+
+def _unwrap(workflow: dict[str, Any]) -> dict[str, Any]:
+    # What the browser posts is {"prompt": <API>, ...}; accept that too.
+    inner = workflow.get("prompt")
+    if isinstance(inner, dict) and "nodes" not in workflow and "class_type" not in workflow:
+        return inner
+    return workflow
+
+
+def to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Return ``(api_workflow, source_format)``; UI workflows are converted with ``object_info``."""
+    workflow = _unwrap(workflow)
+    kind = detect_format(workflow)
+    if kind == FORMAT_UI:
+        return ui_to_api(workflow, object_info), kind
+    api = {str(node_id): node for node_id, node in workflow.items()}
+    for node_id, node in api.items():
+        if not isinstance(node.get("inputs", {}), dict):
+            raise WorkflowError(f"node {node_id}: 'inputs' must be an object")
+        node.setdefault("inputs", {})
+    return api, kind
+
+
+def node_titles(api: dict[str, Any], object_info: dict[str, Any]) -> dict[str, str]:
+    """Node id -> title (``_meta.title``, else the class's display name, else the class)."""
+    titles = {}
+    for node_id, node in api.items():
+        title = (node.get("_meta") or {}).get("title")
+        if not title:
+            title = (object_info.get(node.get("class_type")) or {}).get("display_name") or node.get("class_type")
+        titles[node_id] = str(title)
+    return titles
+
+
+# ----- targets and assignments -----
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: JSON where it parses (numbers, true/false, lists...), else the string itself."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return text
+
+
+def parse_assignment(text: str, option: str = "--set") -> tuple[str, str]:
+    """Split ``TARGET.INPUT=VALUE`` into ``("TARGET.INPUT", "VALUE")``."""
+    left, sep, right = text.partition("=")
+    if not sep or "." not in left or not left.strip("."):
+        raise WorkflowError(f"{option} {text!r}: expected TARGET.INPUT=VALUE (e.g. {option} KSampler.seed=42)")
+    return left, right
+
+
+def _describe_node(node_id: str, api: dict[str, Any], titles: dict[str, str]) -> str:
+    return f"node {node_id} ({api[node_id].get('class_type')} '{titles.get(node_id, '')}')"
+
+
+def resolve_target(target: str, api: dict[str, Any], titles: dict[str, str]) -> list[str]:
+    """Node ids matching a target: an id, else a title, else a class name (may return several)."""
+    if target in api:
+        return [target]
+    by_title = [nid for nid, title in titles.items() if title == target]
+    if by_title:
+        return by_title
+    by_class = [nid for nid, node in api.items() if node.get("class_type") == target]
+    if by_class:
+        return by_class
+    folded = target.casefold()
+    return [nid for nid, title in titles.items() if title.casefold() == folded]
+
+
+def _split_target(left: str, api: dict[str, Any], titles: dict[str, str]) -> tuple[list[str], str, str]:
+    """Find the dot that separates TARGET from INPUT (titles and input names may contain dots)."""
+    candidates = []
+    for index, char in enumerate(left):
+        if char == ".":
+            target, input_name = left[:index], left[index + 1 :]
+            if target and input_name:
+                matches = resolve_target(target, api, titles)
+                if matches:
+                    candidates.append((matches, target, input_name))
+    # Prefer a split whose input exists on the node(s) it names.
+    with_input = [c for c in candidates if all(c[2] in api[n].get("inputs", {}) for n in c[0])]
+    chosen = (with_input or candidates or [([], left.rsplit(".", 1)[0], left.rsplit(".", 1)[-1])])[0]
+    return chosen
+
+
+@dataclass
+class _Assignment:
+    option: str  # "--set" or "--input"
+    text: str
+    node_id: str = ""
+    input_name: str = ""
+    value: Any = None
+    upload_path: Path | None = None
+
+
+def _input_spec(node_id: str, input_name: str, api: dict[str, Any], object_info: dict[str, Any]) -> InputSpec | None:
+    info = object_info.get(api[node_id].get("class_type"))
+    if info is None:
+        return None
+    return all_input_specs(info, api[node_id].get("inputs")).get(input_name) or all_input_specs(info).get(input_name)
+
+
+def _check_assignment(
+    item: _Assignment, api: dict[str, Any], titles: dict[str, str], object_info: dict[str, Any]
+) -> list[str]:
+    """Resolve and validate one assignment; returns its problems (empty when it is fine)."""
+    try:
+        left, raw = parse_assignment(item.text, item.option)
+    except WorkflowError as exc:
+        return exc.problems
+    where = f"{item.option} {left}"
+    matches, target, input_name = _split_target(left, api, titles)
+    if not matches:
+        return [f"{where}: no node has id, title or class '{target}'"]
+    if len(matches) > 1:
+        listed = ", ".join(_describe_node(n, api, titles) for n in matches)
+        return [f"{where}: '{target}' matches {len(matches)} nodes ({listed}); use a node id"]
+    node_id = matches[0]
+    class_type = api[node_id].get("class_type")
+    item.node_id, item.input_name = node_id, input_name
+    info = object_info.get(class_type)
+    if info is None:
+        return [f"{where}: class '{class_type}' of node {node_id} is not on the server, cannot check the input"]
+    spec = _input_spec(node_id, input_name, api, object_info)
+    if spec is None:
+        known = sorted(all_input_specs(info, api[node_id].get("inputs")))
+        close = difflib.get_close_matches(input_name, known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f"; its inputs: {', '.join(known)}"
+        return [f"{where}: {_describe_node(node_id, api, titles)} has no input '{input_name}'{hint}"]
+    if item.option == "--input":
+        path = Path(raw).expanduser()
+        if not path.is_file():
+            return [f"{where}: local file not found: {raw}"]
+        if not spec.is_widget or spec.type not in (COMBO, "STRING"):
+            return [f"{where}: input '{input_name}' does not take a file name ({spec.type})"]
+        item.upload_path = path
+        return []
+    value = parse_value(raw)
+    if spec.upload_kind and isinstance(value, str) and Path(value).expanduser().is_file():
+        item.upload_path = Path(value).expanduser()  # a local file given to an upload input: send it
+        return []
+    if not spec.is_widget:
+        return [f"{where}: input '{input_name}' takes a link of type {spec.type}, not a value"]
+    if spec.type == COMBO and isinstance(value, str) and (
+        spec.upload_kind or _model_folder(input_name, spec, value) is not None
+    ):
+        # Files (inputs, models) may exist beyond the listing; the preflight checks them.
+        item.value = value
+        return []
+    coerced, problem = check_value(spec, value)
+    if problem:
+        return [f"{where}: {problem}"]
+    item.value = coerced
+    return []
+
+
+# ----- preflight -----
+
+
+def _model_folder(input_name: str, spec: InputSpec, value: Any) -> str | None:
+    if input_name in MODEL_INPUT_FOLDERS:
+        return MODEL_INPUT_FOLDERS[input_name]
+    if isinstance(value, str) and value.lower().endswith(MODEL_FILE_SUFFIXES):
+        return ""  # a model file, folder unknown
+    return None
+
+
+def preflight(
+    api: dict[str, Any],
+    object_info: dict[str, Any],
+    titles: dict[str, str] | None = None,
+    models: Callable[[str], list[str]] | None = None,
+    skip: set[tuple[str, str]] | None = None,
+) -> list[str]:
+    """Problems that would make the server refuse or fail the prompt: missing classes, models, links.
+
+    ``models(folder)`` lists a ``/models/{folder}``; it is asked only when ``/object_info``'s
+    choice list lacks a file (the listing may be older than the server's disk).
+    """
+    titles = titles or node_titles(api, object_info)
+    skip = skip or set()
+    problems: list[str] = []
+    listings: dict[str, list[str]] = {}
+    for node_id, node in api.items():
+        class_type = node.get("class_type")
+        info = object_info.get(class_type)
+        if info is None:
+            problems.append(f"node {node_id} ('{titles.get(node_id, class_type)}'): class '{class_type}' is not installed on the server")
+            continue
+        specs = all_input_specs(info, node.get("inputs"))
+        for input_name, value in (node.get("inputs") or {}).items():
+            if isinstance(value, list):
+                if len(value) == 2 and str(value[0]) not in api:
+                    problems.append(f"node {node_id} input '{input_name}' is linked to node {value[0]}, which is not in the workflow")
+                continue
+            spec = specs.get(input_name)
+            if spec is None or spec.type not in (COMBO, DYNAMIC_COMBO) or (node_id, input_name) in skip:
+                continue
+            if value in (spec.choices or ()):
+                continue
+            folder = _model_folder(input_name, spec, value)
+            label = f"node {node_id} ({class_type}) input '{input_name}'"
+            if folder is not None:
+                if folder and models is not None:
+                    if folder not in listings:
+                        try:
+                            listings[folder] = list(models(folder))
+                        except Exception as exc:  # noqa: BLE001 - listing is advisory
+                            log.debug("cannot list models/%s: %s", folder, exc)
+                            listings[folder] = []
+                    if value in listings[folder]:
+                        continue
+                where = f"models/{folder}" if folder else "the server"
+                problems.append(f"{label}: model file '{value}' is missing on {where}")
+            elif spec.upload_kind:
+                if isinstance(value, str) and "/" in value:
+                    continue  # files in input subfolders are not listed; the server checks them
+                problems.append(f"{label}: input file '{value}' is not on the server (upload it with --input)")
+            else:
+                problems.append(f"{label}: {value!r} is not {spec.describe()}")
+    return problems
+
+
+# ----- the seam -----
+
+
+def prepare_workflow(
+    path_or_dict: str | Path | dict[str, Any],
+    object_info: dict[str, Any],
+    sets: list[str],
+    inputs: list[str],
+    upload: Callable[[Path], str],
+    models: Callable[[str], list[str]] | None = None,
+) -> PreparedWorkflow:
+    """Load, convert, override, upload and preflight a workflow; raises :class:`WorkflowError`.
+
+    Every override is checked before any file is uploaded, and the preflight runs after the
+    overrides are applied, so all problems come back in one error and nothing is queued.
+    """
+    api, source_format = to_api(load_workflow(path_or_dict), object_info)
+    titles = node_titles(api, object_info)
+    assignments = [_Assignment("--set", text) for text in sets] + [_Assignment("--input", text) for text in inputs]
+    problems: list[str] = []
+    records: list[dict[str, Any]] = []
+    skip: set[tuple[str, str]] = set()
+    for item in assignments:
+        item_problems = _check_assignment(item, api, titles, object_info)
+        problems += item_problems
+        if not item.node_id:
+            continue
+        if item_problems or item.upload_path is not None:
+            skip.add((item.node_id, item.input_name))  # reported already, or a fresh upload
+        node = api[item.node_id]
+        records.append(
+            {
+                "option": item.option,
+                "target": item.text.partition("=")[0],
+                "node": item.node_id,
+                "class_type": node.get("class_type"),
+                "title": titles.get(item.node_id),
+                "input": item.input_name,
+                "previous": node["inputs"].get(item.input_name),
+            }
+        )
+        if not item_problems and item.upload_path is None:
+            # Applied now so the preflight sees the final graph (e.g. an overridden checkpoint).
+            node["inputs"][item.input_name] = item.value
+    problems += preflight(api, object_info, titles, models, skip=skip)
+    if problems:
+        raise WorkflowError(problems)
+
+    # Uploads only once everything else is known to be fine: nothing is sent for a doomed run.
+    for item, record in zip(assignments, records):
+        if item.upload_path is not None:
+            item.value = upload(item.upload_path)
+            record["uploaded_from"] = str(item.upload_path)
+            api[item.node_id]["inputs"][item.input_name] = item.value
+        record["value"] = item.value
+    class_types = {node_id: str(node.get("class_type")) for node_id, node in api.items()}
+    return PreparedWorkflow(api, records, titles, class_types, source_format)
+
