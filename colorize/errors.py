@@ -2,6 +2,27 @@
 
 The CLI catches :class:`ColorizeError` and prints ``str(error)`` without a traceback; anything
 else is a bug and keeps its traceback.
+
+Exit codes (also listed in ``colorize --help`` and the README):
+
+==  ===========================================================================
+0   success
+1   any other user-caused error (:class:`ColorizeError` itself)
+2   bad command line (click's own usage errors)
+3   reserved: out of GPU/host memory after every back-off step (engine)
+9   no colorizer could be built (:class:`ColorizerUnavailableError`)
+10  input not found or not readable
+11  input has no video stream
+12  input stream is corrupt or truncated
+13  input cannot be processed as a whole (frame size changes, mixed image sizes)
+14  reference image not found or unreadable
+15  output path already exists (use ``--overwrite``)
+16  output container, codec or path is not supported
+17  output could not be written (disk full, permission denied)
+130 interrupted (Ctrl-C)
+==  ===========================================================================
+
+Codes 20-39 are left to the weights and runner parts of the project.
 """
 
 from __future__ import annotations
@@ -17,3 +38,59 @@ class ColorizerUnavailableError(ColorizeError):
     """No colorization model could be built (missing weights, missing implementation)."""
 
     exit_code = 9
+
+
+class InputNotFoundError(ColorizeError):
+    """The input path does not exist, cannot be read, or is not a media file."""
+
+    exit_code = 10
+
+
+class NoVideoStreamError(ColorizeError):
+    """The input opened but holds no video (an audio file, an MP4 without samples...)."""
+
+    exit_code = 11
+
+
+class CorruptInputError(ColorizeError):
+    """Decoding stopped early or failed; ``frames_decoded`` says how far it got."""
+
+    exit_code = 12
+
+    def __init__(self, message: str, frames_decoded: int = 0) -> None:
+        super().__init__(message)
+        self.frames_decoded = frames_decoded
+
+
+class UnsupportedInputError(ColorizeError):
+    """The input decodes but cannot be colorized as one clip (e.g. the frame size changes)."""
+
+    exit_code = 13
+
+
+class ReferenceUnreadableError(ColorizeError):
+    """The reference image is missing, unreadable, not an image, or too large."""
+
+    exit_code = 14
+
+
+class OutputExistsError(ColorizeError):
+    """The output path exists and ``--overwrite`` was not given."""
+
+    exit_code = 15
+
+
+class UnsupportedOutputError(ColorizeError):
+    """The output extension, container or codec cannot be written."""
+
+    exit_code = 16
+
+
+class OutputWriteError(ColorizeError):
+    """Writing the output failed (disk full, permission denied, encoder refused)."""
+
+    exit_code = 17
+
+
+#: Exit code used when the user interrupts a run (128 + SIGINT, as shells do).
+INTERRUPTED_EXIT_CODE = 130

@@ -1,0 +1,436 @@
+"""The ``colorize`` command: parse options, build the pieces, run, report.
+
+``colorize INPUT --ref REF [-o OUT]`` runs the default ``run`` command; other commands
+(``colorize weights ...``, later ``colorize bench``) are subcommands loaded only when used,
+so ``import colorize.cli`` stays fast: torch and PyAV are imported inside the command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from colorize import __version__
+from colorize.errors import INTERRUPTED_EXIT_CODE, ColorizeError, ColorizerUnavailableError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from colorize.engine import EngineConfig, MemorySettings
+
+logger = logging.getLogger("colorize")
+
+DEFAULT_COMMAND = "run"
+
+#: Subcommands provided by other modules: name -> (module, attribute). Loaded on first use and
+#: listed only when their module exists, so the CLI works before they are written.
+LAZY_COMMANDS = {
+    "weights": ("colorize.weights_cli", "weights_group"),
+    "bench": ("colorize.bench_cli", "bench_command"),
+}
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   success
+  1   other error caused by input or configuration
+  2   bad command line
+  3   out of memory after every back-off step (reserved for the engine)
+  9   no colorizer available (model or weights missing)
+  10  input not found or not readable
+  11  input has no video stream (or a folder has no images)
+  12  input is corrupt or truncated (the message says how many frames decoded)
+  13  input cannot be processed as one clip (frame size changes, mixed image sizes)
+  14  reference image not found, unreadable or too large
+  15  output already exists (pass --overwrite)
+  16  output extension, container or codec not supported
+  17  output could not be written (permission, disk full)
+  130 interrupted (Ctrl-C); nothing is left at the output path
+"""
+
+OUTPUT_RULES_HELP = """\b
+Output (-o):
+  .mp4 .m4v .mkv .mov  H.264 video (4:4:4 when the size is odd), audio copied
+  .webm                VP9 video, Opus audio
+  .png .jpg .tif .bmp  one image (single-image input only)
+  no extension, trailing '/', or an existing folder
+                       PNG frames, named like the input images or 000000.png...
+  Default: <input stem>_colorized.<ext> beside the input. Timestamps (also
+  variable frame rate), rotation, pixel aspect and audio/subtitle streams are
+  kept; colour is tagged BT.709. Writes go to a hidden temporary file that is
+  renamed when complete.
+"""
+
+#: --memory-mode presets over the memory-bank knobs; "balanced" is ColorMNet's own default.
+MEMORY_PRESETS: dict[str, dict[str, Any]] = {
+    "low": {
+        "max_mid_term_frames": 5,
+        "min_mid_term_frames": 2,
+        "num_prototypes": 64,
+        "max_long_term_elements": 5000,
+    },
+    "balanced": {},
+    "high": {
+        "max_mid_term_frames": 20,
+        "min_mid_term_frames": 10,
+        "num_prototypes": 256,
+        "max_long_term_elements": 20000,
+    },
+}
+
+
+class DefaultCommandGroup(click.Group):
+    """A group that runs :data:`DEFAULT_COMMAND` when the first argument is not a subcommand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(self.commands)
+        for name, (module, _) in LAZY_COMMANDS.items():
+            if _module_exists(module):
+                names.add(name)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in LAZY_COMMANDS:
+            return None
+        module_name, attribute = LAZY_COMMANDS[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+            command = getattr(module, attribute)
+        except (ImportError, AttributeError):
+            return None
+        self.add_command(command, cmd_name)
+        return command
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in ("--version",) and args[0] not in self.list_commands(ctx):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+class RunCommand(click.Command):
+    """The default command; its usage line reads ``colorize [OPTIONS] INPUT``."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        path = ctx.parent.command_path if ctx.parent is not None else ctx.command_path
+        formatter.write_usage(path, " ".join(self.collect_usage_pieces(ctx)))
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="colorize")
+def cli() -> None:
+    """Reference-based video colorization with ColorMNet."""
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter(f"must be at least 1, got {value}")
+    return value
+
+
+@cli.command(
+    DEFAULT_COMMAND,
+    cls=RunCommand,
+    epilog=OUTPUT_RULES_HELP + "\n" + EXIT_CODES_HELP
+    + "\n\b\nOther commands: 'colorize weights --help' (download, convert, list checkpoints).",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--ref",
+    "reference_path",
+    metavar="REF",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Colour reference image (any format Pillow reads; EXIF rotation applied). If its size "
+    "differs from the frames' it is resized to the frame size with Lanczos filtering, "
+    "stretching it when the aspect ratio differs.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="OUT",
+    default=None,
+    help="Output video file, image, or folder of PNG frames (see 'Output' below). "
+    "Default: <input stem>_colorized.<ext> beside the input.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cuda", "mps", "cpu"]),
+    default="auto",
+    show_default=True,
+    help="Where the model runs; auto picks CUDA, then MPS, then CPU.",
+)
+@click.option(
+    "--weights",
+    "weights",
+    metavar="PATH",
+    type=click.Path(path_type=Path),
+    envvar="COLORIZE_WEIGHTS",
+    show_envvar=True,
+    help="ColorMNet checkpoint. Default: the one 'colorize weights download' installed.",
+)
+@click.option("--fp32", "precision", flag_value="fp32", help="Run the model in float32.")
+@click.option(
+    "--fp16", "precision", flag_value="fp16", help="Run the model in float16 (CUDA/MPS)."
+)
+@click.option(
+    "--bf16", "precision", flag_value="bf16", help="Run the model in bfloat16 (recent GPUs)."
+)
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 63),
+    default=None,
+    help="Video quality, lower is better: H.264 0-51 (default 18), VP9 0-63 (default 32).",
+)
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=25.0,
+    show_default=True,
+    help="Frame rate given to image-folder input when the output is a video.",
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace the output if it exists (atomically)."
+)
+@click.option(
+    "--ref-is-first-frame",
+    is_flag=True,
+    help="The reference is the colorized first frame of the clip (not an unrelated photo).",
+)
+@click.option(
+    "--memory-mode",
+    type=click.Choice(list(MEMORY_PRESETS)),
+    default="balanced",
+    show_default=True,
+    help="Preset for the memory knobs below: low uses less memory (mid-term 5/2 frames, "
+    "64 prototypes, 5000 long-term elements), balanced is ColorMNet's default "
+    "(10/5, 128, 10000), high keeps more (20/10, 256, 20000). Knobs given explicitly win.",
+)
+@click.option(
+    "--mem-every", type=int, callback=_positive, help="Store a memory frame every N frames (5)."
+)
+@click.option(
+    "--top-k", type=int, callback=_positive, help="Memory entries each pixel attends to (30)."
+)
+@click.option(
+    "--max-mid-term-frames",
+    type=int,
+    callback=_positive,
+    help="Working-memory frames before consolidation into long-term memory (10).",
+)
+@click.option(
+    "--min-mid-term-frames",
+    type=int,
+    callback=_positive,
+    help="Working-memory frames kept after consolidation (5).",
+)
+@click.option(
+    "--num-prototypes",
+    type=int,
+    callback=_positive,
+    help="Long-term prototypes made per consolidation (128).",
+)
+@click.option(
+    "--max-long-term-elements",
+    type=int,
+    callback=_positive,
+    help="Long-term memory size before pruning (10000).",
+)
+@click.option(
+    "--deep-update-every",
+    type=int,
+    help="Deep-update the hidden state every N frames; -1 follows --mem-every (-1).",
+)
+@click.option("--no-long-term", is_flag=True, help="Disable long-term memory.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print errors and the output path.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Show details: debug logs, FFmpeg messages, tracebacks."
+)
+@click.pass_context
+def run(ctx: click.Context, **options: Any) -> None:
+    """Colorize INPUT (a video file, a folder of images, or one image) using the colours of REF.
+
+    Example: colorize in.mp4 --ref ref.png -o out.mp4
+    """
+    if options["quiet"] and options["verbose"]:
+        raise click.UsageError("--quiet and --verbose exclude each other")
+    memory = _memory_settings(options)
+    _configure_logging(quiet=options["quiet"], verbose=options["verbose"])
+    try:
+        output = _colorize(memory=memory, **options)
+    except ColorizeError as error:
+        logger.debug("details", exc_info=True)
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(error.exit_code)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: nothing was written", err=True)
+        ctx.exit(INTERRUPTED_EXIT_CODE)
+    click.echo(str(output))
+
+
+def _memory_settings(options: dict[str, Any]) -> "MemorySettings":
+    from colorize.engine import MemorySettings
+
+    values = dict(MEMORY_PRESETS[options["memory_mode"]])
+    for name in (
+        "mem_every",
+        "top_k",
+        "max_mid_term_frames",
+        "min_mid_term_frames",
+        "num_prototypes",
+        "max_long_term_elements",
+        "deep_update_every",
+    ):
+        if options[name] is not None:
+            values[name] = options[name]
+    if options["no_long_term"]:
+        values["enable_long_term"] = False
+    settings = MemorySettings(**values)
+    if settings.min_mid_term_frames >= settings.max_mid_term_frames:
+        raise click.BadParameter(
+            f"--min-mid-term-frames ({settings.min_mid_term_frames}) must be below "
+            f"--max-mid-term-frames ({settings.max_mid_term_frames})",
+            param_hint="--min-mid-term-frames",
+        )
+    return settings
+
+
+def _colorize(
+    *,
+    input_path: Path,
+    reference_path: Path,
+    output: str | None,
+    overwrite: bool,
+    crf: int | None,
+    fps: float,
+    quiet: bool,
+    memory: "MemorySettings",
+    **options: Any,
+) -> Path:
+    """Open, check, build and run; returns the output path. Raises ColorizeError."""
+    from colorize import engine
+    from colorize.pipeline import run_colorization
+    from colorize.progress import ProgressReporter
+    from colorize.reference import load_reference
+    from colorize.video.sink import open_sink
+    from colorize.video.source import open_source
+    from colorize.video.target import resolve_output
+
+    with open_source(input_path, image_fps=Fraction(fps).limit_denominator(1001)) as source:
+        info = source.info
+        target = resolve_output(output, info, overwrite)
+        reference = load_reference(reference_path, info.upright_size)
+        config = _engine_config(options, memory, engine)
+        colorizer = engine.build_colorizer(config)
+        logger.debug(
+            "input %s: %s %dx%d rotation %d, %s frames",
+            info.path,
+            info.kind,
+            info.width,
+            info.height,
+            info.rotation,
+            info.frame_count,
+        )
+        progress = ProgressReporter(
+            total=info.frame_count,
+            total_is_estimate=info.frame_count_is_estimate,
+            enabled=not quiet,
+        )
+        sink = open_sink(target, source, crf=crf)
+        try:
+            run_colorization(source, reference, colorizer, sink, progress)
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+    return target.path
+
+
+def _engine_config(
+    options: dict[str, Any], memory: "MemorySettings", engine: Any
+) -> "EngineConfig":
+    weights = _resolve_weights(options["weights"])
+    return engine.EngineConfig(
+        weights=weights,
+        device=options["device"],
+        precision=options["precision"] or "auto",
+        reference_is_first_frame=options["ref_is_first_frame"],
+        memory=memory,
+    )
+
+
+def _resolve_weights(explicit: Path | None) -> Path:
+    """--weights / COLORIZE_WEIGHTS, else whatever colorize.weights finds (once it exists)."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ColorizerUnavailableError(
+                f"weights file not found: {explicit}; check --weights / COLORIZE_WEIGHTS"
+            )
+        return explicit
+    try:
+        from colorize.weights import resolve_checkpoint  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        raise ColorizerUnavailableError(
+            "no ColorMNet weights given: pass --weights PATH or set COLORIZE_WEIGHTS"
+        ) from None
+    return Path(resolve_checkpoint(explicit=None))
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Notices as plain lines, problems prefixed with their level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return message
+
+
+def _configure_logging(*, quiet: bool, verbose: bool) -> None:
+    """Attach one stderr handler to the package logger (replacing one from an earlier run)."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    for name in ("colorize", "libav"):
+        target = logging.getLogger(name)
+        for handler in list(target.handlers):
+            if getattr(handler, "_colorize_console", False):
+                target.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConsoleFormatter())
+    handler._colorize_console = True  # type: ignore[attr-defined]
+    package = logging.getLogger("colorize")
+    package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
+    # FFmpeg's own messages are noise for users; --verbose shows them.
+    libav = logging.getLogger("libav")
+    libav.propagate = False
+    if verbose:
+        libav.addHandler(handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    # Keep SVT-AV1's banner and similar encoder chatter off the terminal.
+    os.environ.setdefault("SVT_LOG", "1")
+    cli.main(args=argv, prog_name="colorize")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

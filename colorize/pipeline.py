@@ -1,0 +1,91 @@
+"""One run: decoded frames -> colorizer -> sink, checking the colorizer keeps count and order.
+
+No torch and no file names here: the caller opens the source and sink and builds the
+colorizer. Frames reach the colorizer upright (display rotation applied) so that they match
+the upright reference; a video sink gets them back in stored orientation, since it writes the
+rotation as metadata, while image sinks keep them upright (PNG has no rotation tag).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+
+from colorize.progress import ProgressReporter
+from colorize.video.sink import Sink, VideoFileSink
+from colorize.video.source import FrameMeta, Source
+
+if TYPE_CHECKING:  # pragma: no cover - the engine may pull in torch
+    from colorize.engine import FrameColorizer
+
+
+def quarter_turns(rotation: int) -> int:
+    """Display rotation in degrees (counter-clockwise) as a count of 90-degree turns."""
+    return int(round(rotation / 90)) % 4
+
+
+def to_upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Stored frame -> picture as displayed."""
+    turns = quarter_turns(rotation)
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+
+
+def to_stored(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Inverse of :func:`to_upright`."""
+    turns = quarter_turns(rotation)
+    return np.ascontiguousarray(np.rot90(rgb, k=-turns)) if turns else rgb
+
+
+def run_colorization(
+    source: Source,
+    reference: np.ndarray,
+    colorizer: "FrameColorizer",
+    sink: Sink,
+    progress: ProgressReporter,
+) -> int:
+    """Colorize every frame of ``source`` into ``sink``; return the number of frames written.
+
+    Raises ``RuntimeError`` if the colorizer breaks its contract (count, shape or dtype):
+    that is a bug, not a user error. The caller commits or aborts the sink.
+    """
+    rotation = source.info.rotation
+    rotate_back = isinstance(sink, VideoFileSink)
+    pending: deque[FrameMeta] = deque()
+    upright_shape: list[tuple[int, ...]] = []
+
+    def feed() -> Iterator[np.ndarray]:
+        for frame in source.frames():
+            pending.append(frame.meta)
+            upright = to_upright(frame.rgb, rotation)
+            if not upright_shape:
+                upright_shape.append(upright.shape)
+            yield upright
+
+    frames = feed()
+    written = 0
+    for result in colorizer.colorize(frames, reference):
+        if not pending:
+            raise RuntimeError("the colorizer yielded more frames than it was given")
+        meta = pending.popleft()
+        _check_result(result, upright_shape[0], meta.index)
+        sink.write(to_stored(result, rotation) if rotate_back else result, meta)
+        written += 1
+        progress.advance()
+    leftover = len(pending) + sum(1 for _ in frames)
+    if leftover:
+        raise RuntimeError(
+            f"the colorizer yielded {written} frames but the input has {written + leftover}"
+        )
+    progress.finish()
+    return written
+
+
+def _check_result(result: np.ndarray, shape: tuple[int, ...], index: int) -> None:
+    if not isinstance(result, np.ndarray) or result.dtype != np.uint8 or result.shape != shape:
+        got = (
+            f"{result.dtype} {result.shape}" if isinstance(result, np.ndarray) else type(result)
+        )
+        raise RuntimeError(f"the colorizer returned {got} for frame {index}, expected uint8 {shape}")

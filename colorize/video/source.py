@@ -1,0 +1,419 @@
+"""Input side: a video file (PyAV), a folder of numbered images, or a single image.
+
+Every source decodes lazily, one frame at a time, and yields :class:`Frame` objects holding an
+(H, W, 3) uint8 RGB array in the *stored* orientation plus the metadata the writer needs to
+keep timing (pts, time base) and naming (the input file name of an image frame).
+
+Video files are demuxed in one pass: video packets are decoded, audio and subtitle packets are
+queued untouched on the source so the writer can copy them, interleaved by time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Literal
+
+import numpy as np
+
+from colorize.errors import (
+    CorruptInputError,
+    InputNotFoundError,
+    NoVideoStreamError,
+    UnsupportedInputError,
+)
+from colorize.video import images
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; av is imported lazily
+    import av
+
+logger = logging.getLogger(__name__)
+
+SourceKind = Literal["video", "image_folder", "image"]
+
+#: Frame rate given to image input when it is written as a video and no --fps is set.
+DEFAULT_IMAGE_FPS = Fraction(25)
+
+# FFmpeg colour numbering (AVCOL_*): see VIDEO-IO-FACTS section 7.
+_UNSPECIFIED = 2
+_HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG"}
+# Untagged material this tall is almost always BT.709 (HD); smaller is usually BT.601 (SD).
+_HD_MIN_HEIGHT = 720
+
+# FFmpeg's name for the demuxer that reads MP4/MOV: the only one whose frame index is exact.
+_INDEXED_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Where a frame sits in the input: its order, timing and (for images) file name."""
+
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    name: str | None = None
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``rgb`` is (H, W, 3) uint8 in the stored orientation."""
+
+    rgb: np.ndarray
+    meta: FrameMeta
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known about the input before its frames are read.
+
+    ``width``/``height`` are the stored frame size; ``rotation`` is the display rotation in
+    degrees counter-clockwise (FFmpeg's convention, 0 for images), so the picture a viewer
+    sees is ``np.rot90(rgb, k=rotation // 90)``.
+    """
+
+    path: Path
+    kind: SourceKind
+    width: int
+    height: int
+    rotation: int = 0
+    frame_count: int | None = None
+    frame_count_is_estimate: bool = False
+    average_rate: Fraction | None = None
+    time_base: Fraction | None = None
+    sample_aspect_ratio: Fraction | None = None
+    codec_name: str | None = None
+    file_names: tuple[str, ...] = ()
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) of the picture as displayed, after rotation."""
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+
+class _LibavLogCapture(logging.Handler):
+    """Collects FFmpeg's own error lines, which are the only sign of some truncations."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.messages) < 100:
+            self.messages.append(record.getMessage())
+
+
+def open_source(path: Path, image_fps: Fraction = DEFAULT_IMAGE_FPS) -> "Source":
+    """Open ``path`` as the right kind of source; raises a :mod:`colorize.errors` error."""
+    if not path.exists():
+        raise InputNotFoundError(f"input not found: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputNotFoundError(f"input is not readable (permission denied): {path}")
+    if path.is_dir():
+        return ImageSequenceSource.from_folder(path, image_fps)
+    if path.suffix.lower() in images.IMAGE_EXTENSIONS:
+        return ImageSequenceSource.from_files(path, [path], image_fps, kind="image")
+    return VideoFileSource(path)
+
+
+class Source:
+    """Common interface of all inputs."""
+
+    info: SourceInfo
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def pending_packets(self, until_seconds: float | None) -> list["av.Packet"]:
+        """Queued audio/subtitle packets up to ``until_seconds`` (all when ``None``)."""
+        return []
+
+    def close(self) -> None:
+        """Release the input file."""
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class ImageSequenceSource(Source):
+    """A folder of images in natural name order, or a single image, as a clip."""
+
+    def __init__(self, info: SourceInfo, files: list[Path]) -> None:
+        self.info = info
+        self._files = files
+
+    @classmethod
+    def from_folder(cls, folder: Path, fps: Fraction) -> "ImageSequenceSource":
+        files = images.list_image_files(folder)
+        if not files:
+            raise NoVideoStreamError(
+                f"folder has no image files ({', '.join(sorted(images.IMAGE_EXTENSIONS))}): "
+                f"{folder}"
+            )
+        return cls.from_files(folder, files, fps, kind="image_folder")
+
+    @classmethod
+    def from_files(
+        cls, path: Path, files: list[Path], fps: Fraction, kind: SourceKind
+    ) -> "ImageSequenceSource":
+        # Check every header up front (cheap) so a bad file fails before hours of work.
+        sizes: list[tuple[int, int]] = []
+        for index, file in enumerate(files):
+            try:
+                sizes.append(images.read_image_size(file))
+            except images.ImageTooLargeError as error:
+                raise UnsupportedInputError(f"{file.name}: {error}") from None
+            except OSError as error:
+                if kind == "image":
+                    raise InputNotFoundError(
+                        f"cannot read input image {file}: {_short(error)}"
+                    ) from None
+                raise CorruptInputError(
+                    f"cannot read frame {file.name} in {path}: {_short(error)}",
+                    frames_decoded=index,
+                ) from None
+        first = sizes[0]
+        for file, size in zip(files, sizes):
+            if size != first:
+                raise UnsupportedInputError(
+                    f"images in {path} differ in size: {files[0].name} is "
+                    f"{first[0]}x{first[1]} but {file.name} is {size[0]}x{size[1]}; "
+                    "resize them to one size first"
+                )
+        info = SourceInfo(
+            path=path,
+            kind=kind,
+            width=first[0],
+            height=first[1],
+            frame_count=len(files),
+            average_rate=fps,
+            time_base=1 / fps,
+            file_names=tuple(f.name for f in files),
+        )
+        return cls(info, files)
+
+    def frames(self) -> Iterator[Frame]:
+        time_base = self.info.time_base
+        for index, file in enumerate(self._files):
+            try:
+                rgb = images.load_image_rgb(file)
+            except (OSError, images.ImageTooLargeError) as error:
+                raise CorruptInputError(
+                    f"cannot decode frame {file.name}: {_short(error)} "
+                    f"({index} frames decoded before it)",
+                    frames_decoded=index,
+                ) from None
+            yield Frame(rgb, FrameMeta(index=index, pts=index, time_base=time_base, name=file.name))
+
+
+class VideoFileSource(Source):
+    """Any file FFmpeg can demux; decodes the first video stream that is not cover art."""
+
+    def __init__(self, path: Path) -> None:
+        import av
+
+        _enable_ffmpeg_error_text()
+        self._av = av
+        self._capture = _LibavLogCapture()
+        self._pending: deque[av.Packet] = deque()
+        try:
+            # A resolved path: relative names with a colon would be read as a URL scheme.
+            self._container = av.open(str(path.resolve()), metadata_errors="replace")
+        except PermissionError:
+            raise InputNotFoundError(f"input is not readable (permission denied): {path}") from None
+        except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+            raise InputNotFoundError(
+                f"cannot read {path} as video: {_short(error)}; is it a video file?"
+            ) from None
+        try:
+            self._video = self._pick_video_stream(path)
+            self._side_streams = list(self._container.streams.audio) + list(
+                self._container.streams.subtitles
+            )
+            self._video.thread_type = "AUTO"  # must be set before the first decode
+            self._frames = self._decode_all()
+            self._first = self._read_first_frame(path)
+            self.info = self._describe(path)
+        except BaseException:
+            self._container.close()
+            raise
+
+    @property
+    def container(self) -> "av.container.InputContainer":
+        return self._container
+
+    @property
+    def video_stream(self) -> "av.VideoStream":
+        return self._video
+
+    @property
+    def side_streams(self) -> list["av.stream.Stream"]:
+        """Audio and subtitle streams whose packets are queued for the writer."""
+        return self._side_streams
+
+    def _pick_video_stream(self, path: Path) -> "av.VideoStream":
+        attached_pic = self._av.stream.Disposition.attached_pic
+        for stream in self._container.streams.video:
+            if not stream.disposition & attached_pic:
+                return stream
+        what = "only cover art" if self._container.streams.video else "no video stream"
+        raise NoVideoStreamError(f"input has {what}: {path}")
+
+    def _read_first_frame(self, path: Path) -> "av.VideoFrame":
+        first = next(self._frames, None)
+        if first is None:
+            raise CorruptInputError(f"no frame could be decoded from {path}", frames_decoded=0)
+        return first
+
+    def _describe(self, path: Path) -> SourceInfo:
+        video, first = self._video, self._first
+        count, estimate = self._frame_count()
+        transfer = first.color_trc
+        if transfer in _HDR_TRANSFERS:
+            logger.warning(
+                "input is HDR (%s); it is converted to 8-bit BT.709 without tone mapping, "
+                "so colours and brightness will look off",
+                _HDR_TRANSFERS[transfer],
+            )
+        return SourceInfo(
+            path=path,
+            kind="video",
+            width=first.width,
+            height=first.height,
+            rotation=int(round(first.rotation or 0)),
+            frame_count=count,
+            frame_count_is_estimate=estimate,
+            average_rate=video.average_rate or video.guessed_rate,
+            time_base=video.time_base,
+            sample_aspect_ratio=video.codec_context.sample_aspect_ratio,
+            codec_name=video.codec_context.name,
+        )
+
+    def _frame_count(self) -> tuple[int | None, bool]:
+        video = self._video
+        if video.frames and self._container.format.name == _INDEXED_FORMAT:
+            return int(video.frames), False
+        rate = video.average_rate or video.guessed_rate
+        if video.duration and video.time_base and rate:
+            return max(1, round(float(video.duration * video.time_base * rate))), True
+        if self._container.duration and rate:
+            return max(1, round(self._container.duration / 1_000_000 * float(rate))), True
+        if video.frames:
+            return int(video.frames), True
+        return None, True
+
+    def frames(self) -> Iterator[Frame]:
+        first = self._first
+        width, height = first.width, first.height
+        index = 0
+        for frame in _chain_one(first, self._frames):
+            if (frame.width, frame.height) != (width, height):
+                raise UnsupportedInputError(
+                    f"the frame size changes at frame {index} from {width}x{height} to "
+                    f"{frame.width}x{frame.height}; split the video where it changes"
+                )
+            yield Frame(_to_rgb(frame), FrameMeta(index, frame.pts, frame.time_base))
+            index += 1
+        self._check_complete(index)
+
+    def _decode_all(self) -> Iterator["av.VideoFrame"]:
+        av = self._av
+        decoded = 0
+        libav_logger = logging.getLogger("libav")
+        libav_logger.addHandler(self._capture)
+        try:
+            for packet in self._container.demux(self._video, *self._side_streams):
+                if packet.stream is not self._video:
+                    # Empty packets only mark a stream's end; the writer must not see them.
+                    if packet.size:
+                        self._pending.append(packet)
+                    continue
+                for frame in packet.decode():
+                    decoded += 1
+                    yield frame
+        except (av.FFmpegError, EOFError, ValueError, OSError) as error:
+            raise CorruptInputError(
+                f"input stream is corrupt or truncated after {decoded} decoded frames: "
+                f"{_short(error)}",
+                frames_decoded=decoded,
+            ) from None
+        finally:
+            libav_logger.removeHandler(self._capture)
+
+    def _check_complete(self, decoded: int) -> None:
+        indexed = self._video.frames
+        if self._container.format.name == _INDEXED_FORMAT and indexed and decoded < indexed:
+            raise CorruptInputError(
+                f"input is truncated: {decoded} of {indexed} frames decoded",
+                frames_decoded=decoded,
+            )
+        if any("partial file" in message for message in self._capture.messages):
+            raise CorruptInputError(
+                f"input is truncated (FFmpeg: partial file) after {decoded} frames",
+                frames_decoded=decoded,
+            )
+        if self._capture.messages:
+            logger.warning(
+                "the decoder reported %d problem(s), first: %s; the output may show glitches",
+                len(self._capture.messages),
+                self._capture.messages[0],
+            )
+
+    def pending_packets(self, until_seconds: float | None) -> list["av.Packet"]:
+        taken: list[av.Packet] = []
+        while self._pending:
+            packet = self._pending[0]
+            if until_seconds is not None and _packet_seconds(packet) > until_seconds:
+                break
+            taken.append(self._pending.popleft())
+        return taken
+
+    def drain(self) -> None:
+        """Demux to the end so every remaining audio/subtitle packet is queued."""
+        for _ in self._frames:
+            pass
+
+    def close(self) -> None:
+        self._frames.close()
+        self._container.close()
+
+
+def _to_rgb(frame: "av.VideoFrame") -> np.ndarray:
+    """Convert to rgb24 honouring the frame's colour tags (see VIDEO-IO-FACTS section 7)."""
+    if frame.colorspace == _UNSPECIFIED and frame.height >= _HD_MIN_HEIGHT:
+        return frame.to_ndarray(format="rgb24", src_colorspace="ITU709")
+    return frame.to_ndarray(format="rgb24")
+
+
+def _packet_seconds(packet: "av.Packet") -> float:
+    stamp = packet.dts if packet.dts is not None else packet.pts
+    if stamp is None or packet.time_base is None:
+        return float("-inf")  # untimed: send as soon as possible
+    return float(stamp * packet.time_base)
+
+
+def _chain_one(first: "av.VideoFrame", rest: Iterator["av.VideoFrame"]) -> Iterator["av.VideoFrame"]:
+    yield first
+    yield from rest
+
+
+def _enable_ffmpeg_error_text() -> None:
+    """Let FFmpeg's error lines reach Python logging so exceptions carry the real reason."""
+    import av.logging
+
+    if av.logging.get_level() is None:
+        av.logging.set_level(av.logging.ERROR)
+
+
+def _short(error: BaseException) -> str:
+    """One line of an exception's text, without errno noise."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text
