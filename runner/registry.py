@@ -1,0 +1,252 @@
+"""The catalogue of ready-made workflows (``runner/workflows/registry.json``) and their typed parameters.
+
+Each entry names an API-format template file and declares parameters (type, limits, default,
+description) mapped onto node inputs. ``comfy-run run ID --param name=value`` turns parameters into
+ordinary ``--set``/``--input`` overrides, so the same validation against ``/object_info`` applies.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.workflow import parse_value
+from runner.workflow_errors import WorkflowError
+
+REGISTRY_DIR = Path(__file__).parent / "workflows"
+REGISTRY_FILE = REGISTRY_DIR / "registry.json"
+PARAMETER_TYPES = frozenset({"int", "float", "string", "bool", "choice", "model", "image"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """One node input a parameter writes to."""
+
+    node: str
+    input: str
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A typed, documented knob of a registry workflow."""
+
+    name: str
+    type: str
+    description: str
+    targets: tuple[Target, ...]
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+    folder: str | None = None  # for "model": the /models folder that holds the file
+
+    def coerce(self, raw: str) -> tuple[Any, str | None]:
+        """Parse a ``--param`` value; returns ``(value, problem or None)``."""
+        value = parse_value(raw)
+        if self.type in ("string", "model", "image"):
+            return (raw if not isinstance(value, str) else value), None
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value, None
+            return raw, f"{raw!r} is not true or false"
+        if self.type == "choice":
+            if value in (self.choices or ()) or raw in (self.choices or ()):
+                return (value if value in (self.choices or ()) else raw), None
+            return raw, f"{raw!r} is not one of {', '.join(map(str, self.choices or ()))}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return raw, f"{raw!r} is not a number"
+        if self.type == "int":
+            if isinstance(value, float) and not value.is_integer():
+                return raw, f"{raw!r} is not a whole number"
+            value = int(value)
+        else:
+            value = float(value)
+        if self.min is not None and value < self.min:
+            return value, f"{value} is below the minimum {self.min}"
+        if self.max is not None and value > self.max:
+            return value, f"{value} is above the maximum {self.max}"
+        return value, None
+
+    def describe(self) -> str:
+        """The type and limits in a few words, for ``comfy-run show``."""
+        if self.type == "choice":
+            return "one of " + ", ".join(map(str, self.choices or ()))
+        bits = [self.type]
+        if self.min is not None or self.max is not None:
+            bits.append(f"{self.min if self.min is not None else ''}..{self.max if self.max is not None else ''}")
+        if self.type == "model" and self.folder:
+            bits.append(f"in models/{self.folder}")
+        if self.type == "image":
+            bits.append("local file (uploaded) or server input name")
+        return " ".join(bits)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registry workflow: template file plus parameters."""
+
+    id: str
+    title: str
+    description: str
+    file: Path
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+
+    def template(self) -> dict[str, Any]:
+        """A fresh copy of the API-format template."""
+        try:
+            return json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WorkflowError(f"registry workflow '{self.id}': cannot read template {self.file.name}: {exc}") from None
+
+    def overrides(self, params: list[str]) -> tuple[list[str], list[str], dict[str, Any]]:
+        """Turn ``name=value`` strings into ``(sets, inputs, values)`` for :func:`prepare_workflow`.
+
+        Every problem (unknown name, bad value, two parameters writing one input) is collected
+        and raised together as a :class:`WorkflowError`.
+        """
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for text in params:
+            name, sep, raw = text.partition("=")
+            name = name.strip()
+            if not sep or not name:
+                problems.append(f"--param {text!r}: expected NAME=VALUE")
+                continue
+            parameter = self.parameters.get(name)
+            if parameter is None:
+                close = difflib.get_close_matches(name, list(self.parameters), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(self.parameters)}"
+                problems.append(f"--param {name}: '{self.id}' has no parameter '{name}' ({hint})")
+                continue
+            value, problem = parameter.coerce(raw)
+            if problem:
+                problems.append(f"--param {name}: {problem}")
+            else:
+                values[name] = value
+        written: dict[Target, str] = {}
+        for name in values:
+            for target in self.parameters[name].targets:
+                if target in written and written[target] != name:
+                    problems.append(f"--param {name} and --param {written[target]} both set node {target.node} input '{target.input}'")
+                written[target] = name
+        if problems:
+            raise WorkflowError(problems)
+        sets: list[str] = []
+        inputs: list[str] = []
+        for name, value in values.items():
+            parameter = self.parameters[name]
+            for target in parameter.targets:
+                key = f"{target.node}.{target.input}"
+                if parameter.type == "image" and Path(str(value)).expanduser().is_file():
+                    inputs.append(f"{key}={value}")
+                else:
+                    sets.append(f"{key}={json.dumps(value)}")
+        return sets, inputs, values
+
+
+def _parse_parameter(entry_id: str, name: str, raw: dict[str, Any], problems: list[str]) -> Parameter | None:
+    where = f"registry workflow '{entry_id}' parameter '{name}'"
+    kind = raw.get("type")
+    if kind not in PARAMETER_TYPES:
+        problems.append(f"{where}: type {kind!r} is not one of {', '.join(sorted(PARAMETER_TYPES))}")
+        return None
+    targets = raw.get("targets") or []
+    if not targets or not all(isinstance(t, dict) and "node" in t and "input" in t for t in targets):
+        problems.append(f"{where}: needs 'targets': [{{'node': ID, 'input': NAME}}, ...]")
+        return None
+    if kind == "choice" and not raw.get("choices"):
+        problems.append(f"{where}: a choice parameter needs 'choices'")
+        return None
+    return Parameter(
+        name=name,
+        type=kind,
+        description=str(raw.get("description", "")),
+        targets=tuple(Target(str(t["node"]), str(t["input"])) for t in targets),
+        default=raw.get("default"),
+        min=raw.get("min"),
+        max=raw.get("max"),
+        choices=tuple(raw["choices"]) if raw.get("choices") else None,
+        folder=raw.get("folder"),
+    )
+
+
+@dataclass
+class Registry:
+    """All registry entries by id."""
+
+    entries: dict[str, Entry]
+
+    def get(self, entry_id: str) -> Entry:
+        if entry_id not in self.entries:
+            close = difflib.get_close_matches(entry_id, list(self.entries), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise WorkflowError(f"no registry workflow '{entry_id}'{hint}; 'comfy-run list' shows them all")
+        return self.entries[entry_id]
+
+
+def load_registry(path: Path = REGISTRY_FILE) -> Registry:
+    """Read and structurally check ``registry.json``; raises :class:`WorkflowError` on any problem."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WorkflowError(f"cannot read workflow registry {path}: {exc}") from None
+    problems: list[str] = []
+    entries: dict[str, Entry] = {}
+    for raw in data.get("workflows") or []:
+        entry_id = raw.get("id")
+        if not entry_id or entry_id in entries:
+            problems.append(f"registry entry with missing or duplicate id: {entry_id!r}")
+            continue
+        parameters = {}
+        for name, spec in (raw.get("parameters") or {}).items():
+            parameter = _parse_parameter(entry_id, name, spec, problems)
+            if parameter is not None:
+                parameters[name] = parameter
+        entries[entry_id] = Entry(
+            id=entry_id,
+            title=str(raw.get("title", entry_id)),
+            description=str(raw.get("description", "")),
+            file=path.parent / str(raw.get("file", "")),
+            parameters=parameters,
+        )
+    if problems:
+        raise WorkflowError(problems)
+    return Registry(entries)
+
+
+def check_entry(entry: Entry) -> list[str]:
+    """Problems with an entry's template: missing file, targets that are not node inputs, bad defaults."""
+    try:
+        template = entry.template()
+    except WorkflowError as exc:
+        return exc.problems
+    problems = []
+    for parameter in entry.parameters.values():
+        where = f"'{entry.id}' parameter '{parameter.name}'"
+        for target in parameter.targets:
+            node = template.get(target.node)
+            if node is None:
+                problems.append(f"{where}: node {target.node} is not in {entry.file.name}")
+            elif target.input not in node.get("inputs", {}):
+                problems.append(f"{where}: node {target.node} ({node.get('class_type')}) has no input '{target.input}'")
+            elif isinstance(node["inputs"][target.input], list):
+                problems.append(f"{where}: node {target.node} input '{target.input}' is a link, not a value")
+            elif parameter.default is not None and node["inputs"][target.input] != parameter.default:
+                problems.append(f"{where}: default {parameter.default!r} differs from the template's {node['inputs'][target.input]!r}")
+        if parameter.default is not None and parameter.type not in ("image",):
+            _, problem = parameter.coerce(json.dumps(parameter.default) if not isinstance(parameter.default, str) else parameter.default)
+            if problem:
+                problems.append(f"{where}: default is invalid: {problem}")
+    return problems
+
+
+def resolve_workflow(source: str, registry: Registry | None = None) -> tuple[dict[str, Any] | Path, Entry | None]:
+    """A registry id gives its template (and entry); anything else is taken as a workflow file path."""
+    registry = registry or load_registry()
+    if source in registry.entries and not Path(source).is_file():
+        entry = registry.entries[source]
+        return entry.template(), entry
+    return Path(source), None
