@@ -1,0 +1,101 @@
+"""Short-term local attention over the last memory frame, computed window by window.
+
+For every query position p and every offset o of a centred (2r+1)^2 window, the logit is
+``<q_p / sqrt(C), k_{p+o}> + rel(q)_{o,p}`` where ``rel`` is a 1x1 conv of the unscaled query;
+offsets falling outside the frame get zero weight (they still occupy a softmax slot as exact
+zeros). The weighted sum of values goes through a bias-free depthwise 5x5 conv and a per-pixel
+linear layer that mixes the channels of both objects.
+
+The official code builds a dense (hw x hw) matrix; here memory and compute grow with
+positions x window: the window is walked one row offset at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _DepthwiseConv(nn.Module):
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels,
+                              bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def window_logits(query: torch.Tensor, key: torch.Tensor, max_offset: int) -> torch.Tensor:
+    """``sum_c query[c, p] * key[c, p + o]`` for every offset: ``(B, C, h, w)`` -> ``(B, W*W, h, w)``.
+
+    Offsets are ordered row offset first (dy), then column offset (dx), both from -r to r;
+    keys outside the frame count as zero.
+    """
+    r = max_offset
+    window = 2 * r + 1
+    batch, channels, height, width = query.shape
+    padded = F.pad(key, (r, r, r, r))
+    rows = []
+    for dy in range(window):
+        band = padded[:, :, dy:dy + height]                       # (B, C, h, w + 2r)
+        # (B, C, h, w, window) view of the band: column x, offset dx -> column x + dx.
+        shifted = band.unfold(3, window, 1)
+        rows.append(torch.einsum("bchw,bchwj->bjhw", query, shifted))
+    return torch.cat(rows, dim=1)
+
+
+def window_aggregate(weights: torch.Tensor, value: torch.Tensor, max_offset: int) -> torch.Tensor:
+    """``sum_o weights[o, p] * value[:, p + o]``: ``(B, W*W, h, w)``, ``(B, C, h, w)`` -> ``(B, C, h, w)``.
+
+    Values outside the frame are zero. Accumulates one offset at a time so no
+    ``C x W*W x hw`` temporary is ever built.
+    """
+    r = max_offset
+    window = 2 * r + 1
+    height, width = value.shape[-2:]
+    padded = F.pad(value, (r, r, r, r))
+    out = torch.zeros_like(value)
+    for index in range(window * window):
+        dy, dx = divmod(index, window)
+        out.addcmul_(weights[:, index:index + 1], padded[:, :, dy:dy + height, dx:dx + width])
+    return out
+
+
+def outside_frame_mask(height: int, width: int, max_offset: int,
+                       device: torch.device) -> torch.Tensor:
+    """``(W*W, h, w)`` boolean: True where position + offset leaves the frame."""
+    r = max_offset
+    offsets = torch.arange(-r, r + 1, device=device)
+    ys = torch.arange(height, device=device)
+    xs = torch.arange(width, device=device)
+    row_out = (ys[None, :] + offsets[:, None] < 0) | (ys[None, :] + offsets[:, None] >= height)
+    col_out = (xs[None, :] + offsets[:, None] < 0) | (xs[None, :] + offsets[:, None] >= width)
+    mask = row_out[:, None, :, None] | col_out[None, :, None, :]   # (dy, dx, h, w)
+    return mask.reshape(-1, height, width)
+
+
+class LocalAttention(nn.Module):
+    """The short-term attention (``short_term_attn`` in the checkpoint)."""
+
+    def __init__(self, key_dim: int, value_channels: int, max_offset: int) -> None:
+        super().__init__()
+        self.max_offset = max_offset
+        self.key_dim = key_dim
+        window = 2 * max_offset + 1
+        self.relative_emb_k = nn.Conv2d(key_dim, window * window, 1)
+        self.dw_conv = _DepthwiseConv(value_channels, 5)
+        self.projection = nn.Linear(value_channels, value_channels)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """``query, key (B, CK, h, w)``, ``value (B, CV_total, h, w)`` -> ``(B, CV_total, h, w)``."""
+        height, width = query.shape[-2:]
+        relative = self.relative_emb_k(query)
+        logits = window_logits(query / (self.key_dim ** 0.5), key, self.max_offset) + relative
+        outside = outside_frame_mask(height, width, self.max_offset, query.device)
+        # Softmax in float32 whatever the compute precision; masked offsets become exact zeros.
+        weights = logits.float().masked_fill(outside, float("-inf")).softmax(dim=1)
+        aggregated = window_aggregate(weights.to(value.dtype), value, self.max_offset)
+        mixed = self.dw_conv(aggregated)
+        return self.projection(mixed.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

@@ -1,0 +1,171 @@
+"""Key encoder (ResNet50 + DINOv2 fused by cross-channel attention), key projection, value encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet
+
+from colorize.model.dinov2 import DinoBranch
+from colorize.model.layers import (
+    FeatureFusionBlock,
+    HiddenGRU,
+    LayerNorm2d,
+    fold_objects,
+    unfold_objects,
+)
+
+DINO_CHANNELS = 4 * 384
+
+
+class CrossChannelAttention(nn.Module):
+    """Channel-to-channel attention: queries from one feature, keys and values from another.
+
+    Each head holds a block of consecutive channels; rows are L2-normalised over space and the
+    ``c x c`` similarity is scaled by a learned per-head temperature.
+    """
+
+    def __init__(self, dim: int, heads: int = 8) -> None:
+        super().__init__()
+        inner = dim * 2
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.to_q = nn.Conv2d(dim, inner, 1)
+        self.to_q_dw = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
+        self.to_k = nn.Conv2d(dim, inner, 1)
+        self.to_k_dw = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
+        self.to_v = nn.Conv2d(dim, inner, 1)
+        self.to_v_dw = nn.Conv2d(inner, inner, 3, padding=1, groups=inner)
+        self.to_out = nn.Sequential(nn.Conv2d(inner, dim, 1))
+
+    def forward(self, query_source: torch.Tensor, key_source: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = query_source.shape
+        q = self.to_q_dw(self.to_q(query_source))
+        k = self.to_k_dw(self.to_k(key_source))
+        v = self.to_v_dw(self.to_v(key_source))
+
+        def split_heads(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(batch, self.heads, -1, height * width)
+
+        q, k, v = split_heads(q), split_heads(k), split_heads(v)
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.to_out((attn @ v).reshape(batch, -1, height, width))
+
+
+class Fuse(nn.Module):
+    """Merge DINOv2 features (``enc``, queries) into a ResNet feature of width ``dim`` (``dnc``)."""
+
+    def __init__(self, in_dim: int, dim: int) -> None:
+        super().__init__()
+        self.encode_enc = nn.Conv2d(in_dim, dim, 3, padding=1)
+        self.norm1 = LayerNorm2d(dim)
+        self.norm2 = LayerNorm2d(dim)
+        self.crossattn = CrossChannelAttention(dim)
+        self.norm3 = LayerNorm2d(dim)
+
+    def forward(self, enc: torch.Tensor, dnc: torch.Tensor) -> torch.Tensor:
+        encoded = self.encode_enc(enc)
+        fused = self.crossattn(self.norm1(encoded), self.norm2(dnc)) + encoded
+        return F.relu(self.norm3(fused))
+
+
+@dataclass
+class MultiScaleFeatures:
+    """Fused image features at strides 16, 8 and 4 (the Fuse outputs, not raw ResNet maps)."""
+
+    f16: torch.Tensor
+    f8: torch.Tensor
+    f4: torch.Tensor
+
+
+class KeyEncoder(nn.Module):
+    """ResNet50 up to layer3 and the DINOv2 branch, fused at three scales."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        trunk = resnet.resnet50(weights=None)
+        self.conv1 = trunk.conv1
+        self.bn1 = trunk.bn1
+        self.maxpool = trunk.maxpool
+        self.res2 = trunk.layer1
+        self.layer2 = trunk.layer2
+        self.layer3 = trunk.layer3
+        self.network2 = DinoBranch()
+        self.fuse1 = Fuse(DINO_CHANNELS, 1024)
+        self.fuse2 = Fuse(DINO_CHANNELS, 512)
+        self.fuse3 = Fuse(DINO_CHANNELS, 256)
+
+    def forward(self, image: torch.Tensor) -> MultiScaleFeatures:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(image))))
+        f4 = self.res2(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        dino = self.network2(image)
+        g16 = self.fuse1(dino, f16)
+        g8 = self.fuse2(F.interpolate(dino, scale_factor=2.0, mode="bilinear", align_corners=False), f8)
+        g4 = self.fuse3(F.interpolate(dino, scale_factor=4.0, mode="bilinear", align_corners=False), f4)
+        return MultiScaleFeatures(g16, g8, g4)
+
+
+class KeyProjection(nn.Module):
+    """Key, shrinkage (>= 1) and selection (in (0, 1)) heads on the stride-16 feature."""
+
+    def __init__(self, in_dim: int, key_dim: int) -> None:
+        super().__init__()
+        self.key_proj = nn.Conv2d(in_dim, key_dim, 3, padding=1)
+        self.d_proj = nn.Conv2d(in_dim, 1, 3, padding=1)
+        self.e_proj = nn.Conv2d(in_dim, key_dim, 3, padding=1)
+
+    def key(self, f16: torch.Tensor) -> torch.Tensor:
+        return self.key_proj(f16)
+
+    def shrinkage(self, f16: torch.Tensor) -> torch.Tensor:
+        return self.d_proj(f16) ** 2 + 1
+
+    def selection(self, f16: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.e_proj(f16))
+
+
+class ValueEncoder(nn.Module):
+    """Encodes an image with its (a^, b^) colour into one value per colour channel ("object")."""
+
+    def __init__(self, value_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        trunk = resnet.resnet18(weights=None)
+        # Three L channels, the object's own colour channel and the other one.
+        self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = trunk.bn1
+        self.maxpool = trunk.maxpool
+        self.layer1 = trunk.layer1
+        self.layer2 = trunk.layer2
+        self.layer3 = trunk.layer3
+        self.fuser = FeatureFusionBlock(1024, 256, value_dim, value_dim)
+        self.hidden_reinforce = HiddenGRU(value_dim, hidden_dim)
+
+    def forward(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor,
+                colour: torch.Tensor, deep_update: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image (B,3,H,W)``, ``f16 (B,1024,h,w)``, ``hidden (B,2,CH,h,w)``, ``colour (B,2,H,W)``.
+
+        Returns the value ``(B, 2, CV, h, w)`` and the hidden state (updated when ``deep_update``).
+        """
+        num_objects = colour.shape[1]
+        # Object o sees [L, L, L, its own channel, the other channel].
+        other = colour.flip(1)
+        per_object = torch.cat((
+            image.unsqueeze(1).expand(-1, num_objects, -1, -1, -1),
+            colour.unsqueeze(2),
+            other.unsqueeze(2),
+        ), dim=2)
+        x = fold_objects(per_object)
+        x = F.relu(self.maxpool(self.bn1(self.conv1(x))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        g = unfold_objects(x, num_objects)
+        value = self.fuser(f16, g)
+        if deep_update:
+            hidden = self.hidden_reinforce(value, hidden)
+        return value, hidden

@@ -1,0 +1,167 @@
+"""Propagates the reference's colours through one video, frame by frame.
+
+This is the per-video schedule of ColorMNet: which frames become memory frames, when the hidden
+state is updated by the decoder or by the value encoder, and the two ways to start a video (the
+reference *is* frame 0, or it is a separate exemplar). It works on padded, normalised tensors and
+on key features computed beforehand (possibly many frames at once); it never touches files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from colorize.memory import MemoryBank, MemoryConfig
+from colorize.model import ColorMNet, KeyFeatures
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """When frames are memorised and when the hidden state gets a deep update."""
+
+    mem_every: int = 5
+    # Negative: deep updates happen exactly on memory frames (the official default).
+    deep_update_every: int = -1
+
+    def validate(self) -> None:
+        if self.mem_every < 1:
+            raise ValueError("mem_every must be at least 1")
+        if self.deep_update_every == 0:
+            raise ValueError("deep_update_every must be negative (follow memory frames) or >= 1")
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Centred zero padding to a multiple; the odd pixel goes to the bottom / right."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @classmethod
+    def for_size(cls, height: int, width: int, multiple: int) -> "Padding":
+        pad_h = -height % multiple
+        pad_w = -width % multiple
+        return cls(pad_h // 2, pad_h - pad_h // 2, pad_w // 2, pad_w - pad_w // 2)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.left, self.right, self.top, self.bottom))
+
+    def remove(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        return x[..., self.top:height - self.bottom, self.left:width - self.right]
+
+
+class VideoPropagator:
+    """State of one video: the memory bank, the last memory frame, counters.
+
+    Call :meth:`start_with_reference_frame` or :meth:`start_with_exemplar` for frame 0, then
+    :meth:`step` for every later frame, in order. Inputs are padded network images
+    ``(1, 3, Hp, Wp)`` and their key features; outputs are ``(1, 2, Hp, Wp)`` tanh ab.
+    """
+
+    def __init__(self, network: ColorMNet, memory: MemoryConfig, schedule: ScheduleConfig) -> None:
+        schedule.validate()
+        self.network = network
+        self.memory = MemoryBank(memory)
+        self.schedule = schedule
+        self.frame_index = -1
+        self.last_memory_index = 0
+        self.last_deep_update_index = -schedule.deep_update_every
+        self.last_key: torch.Tensor | None = None
+        self.last_value: torch.Tensor | None = None
+        self.value_encodes = 0
+        self.deep_updates = 0
+
+    # -- frame 0 -------------------------------------------------------------------------------
+
+    def start_with_reference_frame(self, image: torch.Tensor, features: KeyFeatures,
+                                   reference_ab: torch.Tensor, is_last: bool) -> torch.Tensor:
+        """Frame 0 whose colours are the reference's ab: memorised with them, returned as is."""
+        self.frame_index = 0
+        self.memory.hidden = self.network.empty_hidden(features.key)
+        is_memory = not is_last
+        if is_memory:
+            is_deep = self._is_deep(is_memory, is_last)
+            self._memorise(image, features, reference_ab, deep_update=is_deep)
+        return reference_ab
+
+    def start_with_exemplar(self, image: torch.Tensor, features: KeyFeatures,
+                            exemplar_image: torch.Tensor, exemplar_features: KeyFeatures,
+                            exemplar_ab: torch.Tensor, is_last: bool) -> torch.Tensor:
+        """Frame 0 predicted from a separate exemplar, which stays in memory for the whole video."""
+        self.frame_index = 0
+        self.memory.hidden = self.network.empty_hidden(features.key)
+        is_memory = not is_last
+        # Flags come from the general rule first; the exemplar then forces "no deep update".
+        is_normal = self._is_normal(self._is_deep(is_memory, is_last), is_last)
+        value, _ = self.network.encode_value(exemplar_image, exemplar_features.f16,
+                                             self.memory.hidden, exemplar_ab, deep_update=False)
+        self.value_encodes += 1
+        self.memory.add(exemplar_features.key, exemplar_features.shrinkage, value,
+                        exemplar_features.selection)
+        self.last_key, self.last_value = exemplar_features.key, value
+        # Frame 0 reads the exemplar from memory only: no short-term attention yet.
+        readout = self.memory.read(features.key, features.selection)
+        ab = self._decode(features, readout, is_normal)
+        if is_memory:
+            self._memorise(image, features, ab, deep_update=False)
+        return ab
+
+    # -- later frames --------------------------------------------------------------------------
+
+    def step(self, image: torch.Tensor, features: KeyFeatures, is_last: bool) -> torch.Tensor:
+        """Predict one frame after frame 0."""
+        if self.frame_index < 0:
+            raise RuntimeError("start the video with a reference before stepping")
+        self.frame_index += 1
+        t = self.frame_index
+        is_memory = (t - self.last_memory_index >= self.schedule.mem_every) and not is_last
+        is_deep = self._is_deep(is_memory, is_last)
+        is_normal = self._is_normal(is_deep, is_last)
+        readout = self.memory.read(features.key, features.selection)
+        readout = readout + self.network.short_term_attention(features.key, self.last_key,
+                                                              self.last_value)
+        ab = self._decode(features, readout, is_normal)
+        if is_memory:
+            self._memorise(image, features, ab, deep_update=is_deep)
+        return ab
+
+    def needs_shrinkage(self, is_last: bool) -> bool:
+        """Whether the next :meth:`step` will memorise its frame (and so needs its shrinkage)."""
+        t = self.frame_index + 1
+        return (t - self.last_memory_index >= self.schedule.mem_every) and not is_last
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _is_deep(self, is_memory: bool, is_last: bool) -> bool:
+        every = self.schedule.deep_update_every
+        if every < 0:
+            return is_memory and not is_last
+        return (self.frame_index - self.last_deep_update_index >= every) and not is_last
+
+    def _is_normal(self, is_deep: bool, is_last: bool) -> bool:
+        synchronised = self.schedule.deep_update_every < 0
+        return (not synchronised or not is_deep) and not is_last
+
+    def _decode(self, features: KeyFeatures, readout: torch.Tensor, is_normal: bool) -> torch.Tensor:
+        logits, hidden = self.network.decode(features, readout, self.memory.hidden, is_normal)
+        if hidden is not None:
+            self.memory.hidden = hidden
+        return torch.tanh(logits)
+
+    def _memorise(self, image: torch.Tensor, features: KeyFeatures, ab: torch.Tensor,
+                  deep_update: bool) -> None:
+        value, hidden = self.network.encode_value(image, features.f16, self.memory.hidden, ab,
+                                                  deep_update=deep_update)
+        self.value_encodes += 1
+        self.memory.add(features.key, features.shrinkage, value, features.selection)
+        self.last_memory_index = self.frame_index
+        self.last_key, self.last_value = features.key, value
+        if deep_update:
+            self.memory.hidden = hidden
+            self.last_deep_update_index = self.frame_index
+            self.deep_updates += 1
