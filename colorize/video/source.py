@@ -177,8 +177,9 @@ class ImageSequenceSource(Source):
                         f"cannot read input image {file}: {_short(error)}"
                     ) from None
                 raise CorruptInputError(
-                    f"cannot read frame {file.name} in {path}: {_short(error)}",
-                    frames_decoded=index,
+                    f"cannot read frame {file.name} in {path}: {_short(error)} "
+                    "(found while checking the frames; 0 frames decoded)",
+                    frames_decoded=0,
                 ) from None
         first = sizes[0]
         for file, size in zip(files, sizes):
