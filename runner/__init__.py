@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from runner.client import ComfyClient, Deadline, RetryPolicy, RunResult, SubmitResult
 from runner.errors import ComfyRunError, ExitCode
+from runner.events import Event, Finished, FinishState
 
-__all__ = ["ComfyRunError", "ExitCode"]
+__all__ = [
+    "ComfyClient",
+    "ComfyRunError",
+    "Deadline",
+    "Event",
+    "ExitCode",
+    "Finished",
+    "FinishState",
+    "RetryPolicy",
+    "RunResult",
+    "SubmitResult",
+]

@@ -1,0 +1,201 @@
+"""Bring back every output a finished prompt lists in its history, plus a ``manifest.json``.
+
+History lists outputs per node as ``{key: [items]}``: ``images`` (also animated images and videos,
+marked by ``animated: [true]``), ``audio``, ``gifs`` (a popular video pack), ``text`` (strings),
+and whatever custom nodes invent. Any item with a ``filename`` is a file fetched through ``/view``;
+``text`` strings are written as ``.txt`` files; other values are recorded in the manifest only.
+
+Local names are deterministic: ``<node>-<kind>-<index>-<server filename>`` (``<node>-text-<index>.txt``
+for text), so reruns and scripts can find files without reading the manifest. Files are streamed to a
+temporary name beside the target and renamed when complete, hashing on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from runner.client import ComfyClient, RunResult
+from runner.errors import OutputError, ProtocolError, ServerUnreachableError
+
+VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
+AUDIO_EXTENSIONS = {".flac", ".mp3", ".wav", ".ogg", ".opus", ".m4a"}
+METADATA_KEYS = {"animated"}  # flags that describe other items rather than being outputs
+CHUNK = 1024 * 1024
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class OutputItem:
+    """One output of one node: a server file (``filename`` set) or a text value (``text`` set)."""
+
+    node_id: str
+    key: str
+    kind: str
+    index: int
+    filename: str | None = None
+    subfolder: str = ""
+    type: str = "output"
+    text: str | None = None
+    local_name: str = ""
+
+    def view_params(self) -> dict[str, str]:
+        return {"filename": self.filename or "", "subfolder": self.subfolder, "type": self.type}
+
+
+def _natural_key(node_id: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", node_id)]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def _kind(key: str, filename: str, animated: bool) -> str:
+    ext = os.path.splitext(filename)[1].lower()
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    if ext in AUDIO_EXTENSIONS or key == "audio":
+        return "audio"
+    if key == "images":
+        return "animated" if animated else "image"
+    if key == "gifs":
+        return "gif"
+    return _safe(key)
+
+
+def list_outputs(outputs: dict[str, Any]) -> tuple[list[OutputItem], list[dict[str, Any]]]:
+    """(items to save, other values to record) from a history ``outputs`` mapping, in a stable order."""
+    items: list[OutputItem] = []
+    others: list[dict[str, Any]] = []
+    for node_id in sorted(outputs, key=_natural_key):
+        node_outputs = outputs[node_id] or {}
+        animated = bool(node_outputs.get("animated") and any(node_outputs.get("animated")))
+        for key in sorted(node_outputs):
+            values = node_outputs[key]
+            if key in METADATA_KEYS:
+                continue
+            if not isinstance(values, list):
+                others.append({"node_id": node_id, "key": key, "value": values})
+                continue
+            for index, value in enumerate(values):
+                if isinstance(value, dict) and value.get("filename"):
+                    filename = str(value["filename"])
+                    kind = _kind(key, filename, animated)
+                    items.append(OutputItem(node_id, key, kind, index, filename, str(value.get("subfolder") or ""),
+                                            str(value.get("type") or "output"),
+                                            local_name=f"{_safe(node_id)}-{kind}-{index:02d}-{_safe(os.path.basename(filename))}"))
+                elif isinstance(value, str) and key == "text":
+                    items.append(OutputItem(node_id, key, "text", index, text=value,
+                                            local_name=f"{_safe(node_id)}-text-{index:02d}.txt"))
+                else:
+                    others.append({"node_id": node_id, "key": key, "index": index, "value": value})
+    return items, others
+
+
+def download(client: ComfyClient, item: OutputItem, target: Path) -> tuple[int, str]:
+    """Stream one ``/view`` file to ``target`` (atomic); returns (size, sha256). Retries transient failures."""
+    partial = target.with_name(f".{target.name}.part")
+    attempts = client.retry.retries + 1
+    for attempt in range(attempts):
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with client.request("GET", "/view", params=item.view_params(), stream=True) as response:
+                with partial.open("wb") as fh:
+                    for chunk in response.iter_content(CHUNK):
+                        fh.write(chunk)
+                        digest.update(chunk)
+                        size += len(chunk)
+            os.replace(partial, target)
+            return size, digest.hexdigest()
+        except requests.RequestException as exc:  # the stream broke mid-way: fetch the file again
+            partial.unlink(missing_ok=True)
+            if attempt + 1 == attempts:
+                raise OutputError(f"could not download {item.filename!r} (node {item.node_id}): {exc}") from None
+            time.sleep(client.retry.delay(attempt))
+        except (ProtocolError, ServerUnreachableError) as exc:  # already retried by client.request
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"could not download {item.filename!r} (node {item.node_id}): {exc}") from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Manifest:
+    prompt_id: str
+    server: str
+    state: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    other_values: list[dict[str, Any]] = field(default_factory=list)
+    overrides: list[Any] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect_outputs(
+    client: ComfyClient,
+    result: RunResult,
+    out_dir: str | Path,
+    *,
+    titles: dict[str, str] | None = None,
+    class_types: dict[str, str] | None = None,
+    overrides: list[Any] | None = None,
+) -> Manifest:
+    """Download every output of ``result`` into ``out_dir`` and write ``manifest.json`` there."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
+    workflow = ((result.history or {}).get("prompt") or [None, None, {}])[2] or {}
+    titles = dict(titles or {})
+    class_types = dict(class_types or {})
+    for node_id, node in workflow.items() if isinstance(workflow, dict) else []:
+        if isinstance(node, dict):
+            class_types.setdefault(node_id, node.get("class_type"))
+            titles.setdefault(node_id, (node.get("_meta") or {}).get("title") or node.get("class_type"))
+    items, others = list_outputs(result.outputs)
+    started = time.monotonic()
+    records: list[dict[str, Any]] = []
+    for item in items:
+        target = out_dir / item.local_name
+        if item.text is not None:
+            data = item.text.encode("utf-8")
+            _write_atomic(target, data)
+            size, sha = len(data), hashlib.sha256(data).hexdigest()
+        else:
+            size, sha = download(client, item, target)
+        records.append({
+            "node_id": item.node_id, "class_type": class_types.get(item.node_id), "title": titles.get(item.node_id),
+            "key": item.key, "kind": item.kind, "index": item.index, "path": item.local_name,
+            "filename": item.filename, "subfolder": item.subfolder if item.filename else None,
+            "type": item.type if item.filename else None, "size": size, "sha256": sha,
+        })
+    timings = dict(result.timings)
+    timings["download_s"] = round(time.monotonic() - started, 4)
+    manifest = Manifest(result.prompt_id, client.server, result.state.value, records, others, list(overrides or []), timings)
+    _write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=2).encode("utf-8"))
+    return manifest
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
