@@ -129,7 +129,11 @@ def _module_exists(name: str) -> bool:
         return False
 
 
-@click.group(cls=DefaultCommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="colorize",
+    cls=DefaultCommandGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", prog_name="colorize")
 def cli() -> None:
     """Reference-based video colorization with ColorMNet."""

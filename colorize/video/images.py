@@ -8,6 +8,7 @@ exactly as Pillow's ``convert("RGB")`` does, because golden tests compare pixels
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
     Raises ``OSError`` (including ``PIL.UnidentifiedImageError``) when the file is not an image
     and :class:`ImageTooLargeError` when it is over the pixel limit.
     """
-    with Image.open(path) as image:
+    with _open_quietly(path) as image:
         _check_pixel_count(image)
         width, height = image.size
         if _exif_swaps_axes(image):
@@ -71,7 +72,7 @@ def load_image_rgb(path: Path) -> np.ndarray:
     :class:`ImageTooLargeError` for decompression bombs.
     """
     # open() and load() share one try at the caller: a truncated PNG opens and only fails in load.
-    with Image.open(path) as image:
+    with _open_quietly(path) as image:
         _check_pixel_count(image)
         image.load()
         upright = ImageOps.exif_transpose(image)
@@ -117,6 +118,13 @@ def _high_depth_gray_to_rgb(image: Image.Image) -> np.ndarray:
             floats = floats * 255.0
         gray = np.clip(np.rint(floats), 0, 255).astype(np.uint8)
     return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def _open_quietly(path: Path) -> Image.Image:
+    """``Image.open`` without Pillow's bomb warning: :func:`_check_pixel_count` refuses instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
 
 
 def _check_pixel_count(image: Image.Image) -> None:
