@@ -72,6 +72,7 @@ __all__ = [
     "default_spec",
     "load_checkpoint",
     "resolve_checkpoint",
+    "summarize_mismatch",
     "verify_state_dict",
 ]
 
@@ -238,6 +239,15 @@ class _Comparison:
     def problems(self) -> list[str]:
         return self.missing + self.wrong_shape + self.unexpected
 
+    def counts(self) -> str:
+        """``"3 missing, 1 wrong shape"``: the size of each kind of problem."""
+        kinds = (
+            ("missing", self.missing),
+            ("wrong shape", self.wrong_shape),
+            ("unexpected", self.unexpected),
+        )
+        return ", ".join(f"{len(items)} {name}" for name, items in kinds if items)
+
 
 def _shapes_of(state_dict: Mapping[str, Any]) -> dict[str, tuple[int, ...] | None]:
     """Shape per key; None for a value that is not a tensor."""
@@ -286,6 +296,15 @@ def check_shapes(
     return _compare(shapes, spec or default_spec()).problems()
 
 
+def summarize_mismatch(
+    shapes: Mapping[str, tuple[int, ...] | None], spec: CheckpointSpec | None = None
+) -> str | None:
+    """``"2 missing, 1 unexpected; e.g. missing x [3]"``, or None when the shapes match."""
+    comparison = _compare(shapes, spec or default_spec())
+    problems = comparison.problems()
+    return f"{comparison.counts()}; e.g. {problems[0]}" if problems else None
+
+
 def check_state_dict(
     state_dict: Mapping[str, Any], spec: CheckpointSpec | None = None
 ) -> list[str]:
@@ -308,15 +327,7 @@ def verify_state_dict(
     problems = comparison.problems()
     if not problems:
         return
-    counts = ", ".join(
-        f"{len(items)} {name}"
-        for name, items in (
-            ("missing", comparison.missing),
-            ("wrong shape", comparison.wrong_shape),
-            ("unexpected", comparison.unexpected),
-        )
-        if items
-    )
+    counts = comparison.counts()
     listed = "; ".join(problems[:MAX_LISTED_PROBLEMS])
     more = len(problems) - MAX_LISTED_PROBLEMS
     if more > 0:

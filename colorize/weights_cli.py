@@ -113,7 +113,8 @@ def list_command() -> None:
             any_found = True
             marker = "*" if not chosen_marked else " "
             chosen_marked = True
-            click.echo(f"{marker} {_describe_file(path)}")
+            # Hashes of files the user pointed at are not cached: their folders are theirs.
+            click.echo(f"{marker} {_describe_file(path, remember=not place.required)}")
         if not found and not place.required:
             click.echo("  (none)")
     if any_found:
@@ -139,17 +140,15 @@ def _missing_reason(path: Path) -> str:
     return "does not exist" if not path.exists() else "holds no .safetensors/.pth/.pt"
 
 
-def _describe_file(path: Path) -> str:
+def _describe_file(path: Path, *, remember: bool) -> str:
     size = f"{path.stat().st_size / 1e6:9.1f} MB"
     try:
-        digest = cached_sha256(path)
+        digest = cached_sha256(path, remember=remember)
     except OSError as error:
         digest = f"unreadable ({error.strerror or error})"
     try:
-        problems = weights.check_shapes(weights.checkpoint_shapes(path))
-        verdict = "matches ColorMNet" if not problems else (
-            f"DOES NOT match ColorMNet ({len(problems)} problems, e.g. {problems[0]})"
-        )
+        mismatch = weights.summarize_mismatch(weights.checkpoint_shapes(path))
+        verdict = "matches ColorMNet" if mismatch is None else f"DOES NOT match ColorMNet ({mismatch})"
     except ColorizeError as error:
         verdict = f"NOT READABLE ({_first_clause(str(error))})"
     return f"{path}  {size}  sha256 {digest}  {verdict}"

@@ -121,17 +121,19 @@ class Manifest:
         return entry
 
 
-def cached_sha256(path: Path) -> str:
+def cached_sha256(path: Path, *, remember: bool = True) -> str:
     """sha256 of ``path``, taken from its folder's manifest when the file is unchanged.
 
-    A fresh hash is stored back, keeping the record's ``source`` when the content is the same; a
-    record made by a download is never overwritten by a different hash.
+    With ``remember``, a fresh hash is stored back, keeping the record's ``source`` when the
+    content is the same; a record made by a download is never overwritten by a different hash.
     """
     manifest = Manifest.load(path.parent)
     known = manifest.files.get(path.name)
     if known is not None and known.describes(path):
         return known.sha256
     digest = sha256_file(path)
+    if not remember:
+        return digest
     if known is not None and known.from_download and known.sha256 != digest:
         # Keep the download's record: it is the reference that exposes this changed file.
         return digest
