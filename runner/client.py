@@ -258,6 +258,7 @@ class ComfyClient:
         self._ws_ever_open = False
         self._backlog: dict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=10000))
         self._graphs: dict[str, dict[str, Any]] = {}
+        self._notes: list[ConnectionNote] = []
 
     def __repr__(self) -> str:  # never shows the token
         return f"ComfyClient(server={self.server!r}, client_id={self.client_id!r}, token={'set' if self._token else 'none'})"
@@ -429,7 +430,9 @@ class ComfyClient:
         prompt_id = prompt_id or str(uuid.uuid4())
         self._graphs[prompt_id] = workflow
         if self.use_websocket:
-            self._ensure_socket()
+            note = self._ensure_socket()
+            if note is not None:
+                self._notes.append(note)  # reported by the next watch()
         body: dict[str, Any] = {"prompt": workflow, "client_id": self.client_id, "prompt_id": prompt_id}
         if extra_data:
             body["extra_data"] = extra_data
@@ -564,6 +567,10 @@ class ComfyClient:
         tracker = _RunTracker(prompt_id, workflow or self._graphs.get(prompt_id) or {})
         started_wall = time.time()
         backlog = self._backlog.pop(prompt_id, deque())
+        for note in self._notes:
+            note.prompt_id = prompt_id
+            yield note
+        self._notes.clear()
         for message in backlog:
             yield from tracker.feed(message)
         next_poll = time.monotonic() + (self.poll_interval if self.use_websocket else 0.0)

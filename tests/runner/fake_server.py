@@ -103,6 +103,7 @@ class Fault:
     ``"malformed"`` (200 with a broken JSON body), ``"drop"`` (close the TCP connection without an
     answer), ``"delay"`` (sleep ``delay`` seconds, then answer normally), ``"drop_after"`` (POST /prompt
     only: queue the prompt, then drop the connection instead of answering).
+    ``"status"`` (answer ``status`` with an empty body).
     ``times`` is how many matching requests it affects (``-1`` = all).
     """
 
@@ -112,6 +113,7 @@ class Fault:
     times: int = 1
     retry_after: float | None = None
     delay: float = 0.0
+    status: int = 404
 
 
 @dataclass
@@ -249,8 +251,8 @@ class FakeComfyServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "FakeComfyServer":
-        for target in (self._httpd.serve_forever, self._worker):
-            thread = threading.Thread(target=target, daemon=True, name=f"fake-comfy-{target.__name__}")
+        for target in (lambda: self._httpd.serve_forever(poll_interval=0.02), self._worker):
+            thread = threading.Thread(target=target, daemon=True, name="fake-comfy")
             thread.start()
             self._threads.append(thread)
         return self
@@ -829,6 +831,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             elif fault.kind == "drop":
                 self._drop()
+                return
+            elif fault.kind == "status":
+                self._reply(fault.status)
                 return
         handler = getattr(self, f"_{method.lower()}_{path.strip('/').split('/')[0] or 'root'}", None)
         if handler is None:
