@@ -24,7 +24,6 @@ import logging
 import os
 import pickle
 import shlex
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -185,7 +184,8 @@ def _sniff_format(head: bytes, size: int) -> str | None:
             return "safetensors"  # 8-byte little-endian header length, then JSON
         return "safetensors-truncated"
     if head[:1] == b"\x80" and 2 <= head[1] <= 5:
-        return "torch-legacy"  # a bare pickle stream: torch.save(..., _use_new_zipfile_serialization=False)
+        # A bare pickle stream, as torch.save writes with _use_new_zipfile_serialization=False.
+        return "torch-legacy"
     return None
 
 
@@ -292,7 +292,7 @@ def checkpoint_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]
 def check_shapes(
     shapes: Mapping[str, tuple[int, ...] | None], spec: CheckpointSpec | None = None
 ) -> list[str]:
-    """Like :func:`check_state_dict`, for a ``{name: shape}`` map (see :func:`checkpoint_shapes`)."""
+    """Like :func:`check_state_dict`, for a ``{name: shape}`` map from :func:`checkpoint_shapes`."""
     return _compare(shapes, spec or default_spec()).problems()
 
 
@@ -380,17 +380,15 @@ def _independent_contiguous(state_dict: Mapping[str, torch.Tensor]) -> dict[str,
     return result
 
 
-def _write_safetensors(tensors: dict[str, torch.Tensor], dst: Path, metadata: dict[str, str]) -> None:
+def _write_safetensors(
+    tensors: dict[str, torch.Tensor], dst: Path, metadata: dict[str, str]
+) -> None:
     from safetensors.torch import save_file
 
     if not dst.parent.is_dir():
         raise WeightsPathError(f"output folder {dst.parent} does not exist")
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    except OSError as error:
-        raise WeightsPathError(f"cannot write to {dst.parent}: {error.strerror or error}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
+    # A plain file name (not mkstemp) so the result gets the usual umask permissions.
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata={"format": "pt", **metadata})
         os.replace(tmp, dst)

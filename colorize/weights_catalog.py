@@ -33,7 +33,7 @@ ENV_WEIGHTS = "COLORIZE_WEIGHTS"  # a checkpoint file, or a folder holding one
 ENV_CACHE_DIR = "COLORIZE_CACHE_DIR"  # overrides the platform cache folder
 ENV_OFFLINE = "COLORIZE_OFFLINE"  # 1 forbids downloads
 ENV_HF_OFFLINE = "HF_HUB_OFFLINE"  # Hugging Face's own switch, honoured too
-ENV_SOURCES = "COLORIZE_WEIGHTS_SOURCES"  # whitespace- or comma-separated URLs, replaces the defaults
+ENV_SOURCES = "COLORIZE_WEIGHTS_SOURCES"  # URLs split by spaces or commas; replaces the defaults
 
 _TRUE_WORDS = {"1", "true", "yes", "on"}
 

@@ -57,7 +57,9 @@ def weights_group() -> None:
     help="folder to download into [default: checkpoints/ in a source checkout, else the user "
     "cache folder]",
 )
-@click.option("--sha256", "expected_sha256", metavar="HEX", help="refuse a file with another sha256")
+@click.option(
+    "--sha256", "expected_sha256", metavar="HEX", help="refuse a file with another sha256"
+)
 @click.option("--no-convert", is_flag=True, help="keep the .pth only; do not write .safetensors")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @_reports_user_errors
@@ -71,7 +73,9 @@ def download_command(
     """Download the checkpoint (resuming a partial download) and convert it to safetensors."""
     reason = offline_reason()
     if reason is not None:
-        raise weights.WeightsDownloadError(f"downloads are disabled by {reason}; unset it to download")
+        raise weights.WeightsDownloadError(
+            f"downloads are disabled by {reason}; unset it to download"
+        )
     target_folder = folder or default_download_dir()
     options = DownloadOptions(progress=not quiet, expected_sha256=expected_sha256)
     path = download_checkpoint(list(sources) or list(configured_sources()), target_folder, options)
@@ -148,7 +152,9 @@ def _describe_file(path: Path, *, remember: bool) -> str:
         digest = f"unreadable ({error.strerror or error})"
     try:
         mismatch = weights.summarize_mismatch(weights.checkpoint_shapes(path))
-        verdict = "matches ColorMNet" if mismatch is None else f"DOES NOT match ColorMNet ({mismatch})"
+        verdict = (
+            "matches ColorMNet" if mismatch is None else f"DOES NOT match ColorMNet ({mismatch})"
+        )
     except ColorizeError as error:
         verdict = f"NOT READABLE ({_first_clause(str(error))})"
     return f"{path}  {size}  sha256 {digest}  {verdict}"

@@ -152,8 +152,10 @@ def download_checkpoint(
         return target
     if mismatch is not None:
         raise mismatch
+    kept = [p.name for p in folder.glob("*" + PART_SUFFIX)]
+    resume_hint = f"; the partial {kept[0]} is kept and the next attempt resumes it" if kept else ""
     raise WeightsDownloadError(
-        "could not download the checkpoint: " + "; ".join(failures)
+        "could not download the checkpoint: " + "; ".join(failures) + resume_hint
         + " (check the network, or download it by hand and pass --weights PATH)"
     )
 
@@ -262,7 +264,7 @@ def _transfer(session: requests.Session, url: str, part: Path, options: Download
             have, mode = 0, "wb"
             total = _int_or_none(response.headers.get("Content-Length"))
         _check_disk_space(part.parent, None if total is None else total - have)
-        bar = ByteProgress(part.name, total, have, options)
+        bar = ByteProgress(part.name.removesuffix(PART_SUFFIX), total, have, options)
         try:
             with open(part, mode) as handle:
                 for chunk in response.iter_content(chunk_size=options.chunk_size):

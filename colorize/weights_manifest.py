@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,14 +92,15 @@ class Manifest:
         }
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{MANIFEST_NAME}.", suffix=".tmp")
+            # A plain file name (not mkstemp) so the manifest gets the usual umask permissions.
+            tmp = self.folder / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
             try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                with open(tmp, "w", encoding="utf-8") as handle:
                     json.dump(doc, handle, indent=1)
                     handle.write("\n")
                 os.replace(tmp, self.path)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
                 raise
         except OSError as error:
             logger.debug("could not write weights manifest %s: %s", self.path, error)

@@ -73,7 +73,9 @@ def test_convert_writes_safetensors_and_refuses_to_overwrite(tmp_path, runner, i
     assert forced.exit_code == 0
 
 
-def test_convert_of_a_wrong_model_is_one_line_with_its_exit_code(tmp_path, runner, isolated_weights):
+def test_convert_of_a_wrong_model_is_one_line_with_its_exit_code(
+    tmp_path, runner, isolated_weights
+):
     src = tmp_path / "other.pth"
     torch.save({"backbone.fc.weight": torch.zeros(4, 4)}, src)
     result = runner.invoke(weights_group, ["convert", str(src), str(tmp_path / "o.safetensors")])
@@ -116,13 +118,16 @@ def test_list_shows_every_checkpoint_with_size_sha256_match_and_choice(
     assert (isolated_weights / "colorize-weights.json").is_file()
 
 
-def test_list_with_nothing_found_says_how_to_get_one(tmp_path, monkeypatch, runner, isolated_weights):
+def test_list_with_nothing_found_says_how_to_get_one(
+    tmp_path, monkeypatch, runner, isolated_weights
+):
     monkeypatch.setenv("COLORIZE_WEIGHTS", str(tmp_path / "nowhere.safetensors"))
     result = runner.invoke(weights_group, ["list"])
     assert result.exit_code == 0
     assert "does not exist" in result.stdout
     assert "*" not in result.stdout
-    assert result.stdout.splitlines()[-1].startswith("no checkpoint found; `colorize weights download`")
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("no checkpoint found; `colorize weights download`")
 
 
 def test_list_does_not_write_into_folders_the_user_pointed_at(

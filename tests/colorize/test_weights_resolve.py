@@ -121,7 +121,9 @@ def test_first_run_downloads_converts_and_announces_the_licence(
     checkpoint_server.files[f"/mirror/{NAME}.pth"] = payload
     monkeypatch.setenv(
         "COLORIZE_WEIGHTS_SOURCES",
-        f"{checkpoint_server.url('/missing/x.pth')}, {checkpoint_server.url(f'/mirror/{NAME}.pth')}",
+        checkpoint_server.url("/missing/x.pth")
+        + ", "
+        + checkpoint_server.url(f"/mirror/{NAME}.pth"),
     )
 
     with caplog.at_level(logging.WARNING, logger="colorize.weights"):

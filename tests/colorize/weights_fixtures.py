@@ -77,11 +77,14 @@ def small_checkpoint_bytes(tmp_path: Path) -> bytes:
 
 @pytest.fixture
 def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No real cache, no checkout folder, no inherited settings, the small spec; returns the cache."""
+    """Isolate from the real cache, checkout and environment; use the small spec."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("COLORIZE_CACHE_DIR", str(cache))
-    for name in ("COLORIZE_WEIGHTS", "COLORIZE_OFFLINE", "HF_HUB_OFFLINE", "COLORIZE_WEIGHTS_SOURCES"):
+    for name in ("COLORIZE_WEIGHTS", "COLORIZE_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
+    # A test that downloads names its loopback source; any other download fails at once
+    # (port 9 on loopback refuses) instead of reaching the real release on the internet.
+    monkeypatch.setenv("COLORIZE_WEIGHTS_SOURCES", "http://127.0.0.1:9/no-download-in-tests.pth")
     # Loopback requests must never go through a proxy configured on the machine.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
