@@ -101,6 +101,8 @@ def similarity(memory_keys: torch.Tensor, memory_shrinkage: torch.Tensor,
     the checkpoint was trained with; it differs from the direct form in the last bits.
     """
     scale = math.sqrt(memory_keys.shape[0])
+    memory_keys, memory_shrinkage = memory_keys.float(), memory_shrinkage.float()
+    query_keys, query_selection = query_keys.float(), query_selection.float()
     a_sq = memory_keys.pow(2).t() @ query_selection
     two_ab = 2 * (memory_keys.t() @ (query_keys * query_selection))
     b_sq = (query_selection * query_keys.pow(2)).sum(0, keepdim=True)
@@ -143,7 +145,8 @@ class MemoryBank:
         if c.enable_long_term and self.work.size >= c.max_mid_term_frames * positions:
             if self.long.size >= c.max_long_term_elements - c.num_prototypes:
                 self._prune_long_term(c.max_long_term_elements - c.num_prototypes)
-            self._consolidate()
+            with torch.autocast(key.device.type, enabled=False):
+                self._consolidate()
 
     def _consolidate(self) -> None:
         """Turn the middle of working memory into prototypes in long-term memory.
@@ -184,7 +187,15 @@ class MemoryBank:
     # -- reading -------------------------------------------------------------------------------
 
     def read(self, key: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
-        """Top-k readout for a frame's ``key, selection (1, CK, h, w)`` -> ``(1, 2, CV, h, w)``."""
+        """Top-k readout for a frame's ``key, selection (1, CK, h, w)`` -> ``(1, 2, CV, h, w)``.
+
+        Similarities and the softmax always run in float32, also under autocast: squared key
+        distances overflow half precision.
+        """
+        with torch.autocast(key.device.type, enabled=False):
+            return self._read(key, selection)
+
+    def _read(self, key: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
         _, channels, height, width = key.shape
         positions = height * width
         query_keys = key.reshape(channels, positions)

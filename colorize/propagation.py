@@ -151,7 +151,8 @@ class VideoPropagator:
         logits, hidden = self.network.decode(features, readout, self.memory.hidden, is_normal)
         if hidden is not None:
             self.memory.hidden = hidden
-        return torch.tanh(logits)
+        # tanh in float32 whatever precision the decoder ran in.
+        return torch.tanh(logits.float())
 
     def _memorise(self, image: torch.Tensor, features: KeyFeatures, ab: torch.Tensor,
                   deep_update: bool) -> None:

@@ -1,0 +1,103 @@
+"""Device choice and the memory budget a run may use."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from colorize.errors import ColorizeError
+
+logger = logging.getLogger(__name__)
+
+
+class DeviceUnavailableError(ColorizeError):
+    """The requested device is not usable on this machine."""
+
+    exit_code = 10
+
+
+def choose_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; an explicit choice must be available."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError(
+            "--device cuda: no CUDA GPU is usable here (driver or CUDA build of torch missing); "
+            "use --device cpu or --device auto")
+    if requested == "mps" and not _mps_available():
+        raise DeviceUnavailableError("--device mps: Apple Metal is not available; use --device cpu")
+    if requested not in ("cuda", "mps", "cpu"):
+        raise DeviceUnavailableError(f"unknown device {requested!r}; use auto, cuda, mps or cpu")
+    return torch.device(requested)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def configure_cpu_threads() -> int:
+    """Use the physical cores for intra-op work unless the user set OMP/MKL threads themselves."""
+    if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    try:
+        import psutil
+
+        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except Exception:  # psutil cannot always read the topology (containers)
+        cores = os.cpu_count() or 1
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    threads = max(1, min(cores, affinity))
+    torch.set_num_threads(threads)
+    return threads
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Bytes this run may spend on the device (and on the host for CPU runs)."""
+
+    free_bytes: int
+    total_bytes: int
+    source: str
+
+
+def memory_budget(device: torch.device, limit_bytes: int | None = None) -> MemoryBudget:
+    """Free memory on ``device``, optionally capped by ``limit_bytes``."""
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        source = "torch.cuda.mem_get_info"
+    else:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        free, total = vm.available, vm.total
+        source = "psutil (host RAM)"
+    if limit_bytes is not None:
+        free = min(free, limit_bytes)
+        total = min(total, limit_bytes)
+    return MemoryBudget(free_bytes=int(free), total_bytes=int(total), source=source)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for allocator failures on any backend (CUDA, MPS, CPU)."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    if isinstance(error, (RuntimeError, MemoryError)):
+        text = str(error).lower()
+        return isinstance(error, MemoryError) or "out of memory" in text or "can't allocate" in text \
+            or "failed to allocate" in text
+    return False
+
+
+def release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
