@@ -70,7 +70,10 @@ def download_command(
     no_convert: bool,
     quiet: bool,
 ) -> None:
-    """Download the checkpoint (resuming a partial download) and convert it to safetensors."""
+    """Download the checkpoint and convert it to safetensors.
+
+    Mirrors are tried in order; a partial download is resumed; the size and sha256 are checked.
+    """
     reason = offline_reason()
     if reason is not None:
         raise weights.WeightsDownloadError(
@@ -94,7 +97,11 @@ def download_command(
 @click.option("--force", is_flag=True, help="replace an existing output file")
 @_reports_user_errors
 def convert_command(src: Path, dst: Path | None, force: bool) -> None:
-    """Check SRC (.pth/.pt) against the architecture and write it as DST (.safetensors)."""
+    """Convert a .pth checkpoint to .safetensors.
+
+    SRC is read with torch.load(weights_only=True) and checked against the architecture;
+    DST defaults to SRC with a .safetensors suffix.
+    """
     target = dst if dst is not None else src.with_suffix(".safetensors")
     if target.exists() and not force:
         raise weights.WeightsPathError(f"{target} exists; pass --force to replace it")
@@ -105,7 +112,7 @@ def convert_command(src: Path, dst: Path | None, force: bool) -> None:
 @weights_group.command("list")
 @_reports_user_errors
 def list_command() -> None:
-    """Show every checkpoint in the search path and which one colorize would use."""
+    """List checkpoints found and the one colorize would use."""
     chosen_marked = False
     any_found = False
     for place in search_places():
