@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from runner.client import ComfyClient, RetryPolicy
+from runner.errors import ComfyRunError, ExitCode
+from runner.outputs import collect_outputs
 from runner.registry import Entry, Registry, load_registry, resolve_workflow
 from runner.workflow import PreparedWorkflow, load_workflow, prepare_workflow
 from runner.workflow_errors import WorkflowError
@@ -224,20 +227,28 @@ def already_done(record: dict[str, Any] | None, out_dir: Path) -> bool:
 class ServerPicker:
     """Chooses the server with the least pending work: its queue plus what we sent and is not yet visible."""
 
+    UNREACHABLE_LOAD = 1 << 30
+    RETRY_DOWN_AFTER_S = 10.0  # a server that did not answer is not asked again for this long
+
     def __init__(self, servers: list[str], queue_remaining: Callable[[str], int]) -> None:
         self.servers = servers
         self._queue_remaining = queue_remaining
         self._in_flight = {server: 0 for server in servers}
+        self._down_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def acquire(self) -> str:
         remote: dict[str, int] = {}
         for server in self.servers:
+            if self._down_until.get(server, 0.0) > time.monotonic():
+                remote[server] = self.UNREACHABLE_LOAD
+                continue
             try:
                 remote[server] = int(self._queue_remaining(server))
             except Exception as exc:  # noqa: BLE001 - an unreachable server just ranks last
                 log.debug("queue of %s unknown: %s", server, exc)
-                remote[server] = 1 << 30
+                remote[server] = self.UNREACHABLE_LOAD
+                self._down_until[server] = time.monotonic() + self.RETRY_DOWN_AFTER_S
         with self._lock:
             # Our own in-flight jobs may not show in the server's queue yet: count the larger.
             def load(server: str) -> tuple[int, int]:
@@ -344,7 +355,7 @@ def run_batch(
                 {**o, "path": f"{job.job_id}/{o['path']}"} if o.get("path") else o for o in outcome.outputs
             ]
         except Exception as exc:  # noqa: BLE001 - one failed job must not stop the batch
-            record.status = getattr(exc, "finish_state", None) or STATUS_FAILED
+            record.status = _status_for(exc)
             record.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.debug("job %s failed", job.job_id, exc_info=True)
         finally:
@@ -364,6 +375,65 @@ def run_batch(
         write_json_atomic(manifest_path, manifest)
     ordered = sorted(records.values(), key=lambda r: r.line)
     return BatchResult(ordered, manifest_path, round(time.monotonic() - started, 3))
+
+
+def _status_for(exc: BaseException) -> str:
+    code = getattr(exc, "exit_code", None)
+    if isinstance(exc, ComfyRunError) and code in ExitCode._value2member_map_:
+        return ExitCode(code).name.lower()  # e.g. "validation", "unreachable"
+    return STATUS_FAILED
+
+
+class ClientBackend:
+    """:class:`BatchBackend` over :class:`runner.ComfyClient`: one client per worker thread and server."""
+
+    def __init__(self, token: str | None = None, timeout: float | None = None, poll_interval: float = 1.0) -> None:
+        self.token = token
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self._local = threading.local()
+        self._all: list[ComfyClient] = []
+        self._lock = threading.Lock()
+
+    def _client(self, server: str) -> ComfyClient:
+        clients = getattr(self._local, "clients", None)
+        if clients is None:
+            clients = self._local.clients = {}
+        if server not in clients:  # the client is not thread-safe, so each thread gets its own
+            clients[server] = ComfyClient(server, self.token, poll_interval=self.poll_interval)
+            with self._lock:
+                self._all.append(clients[server])
+        return clients[server]
+
+    def object_info(self, server: str) -> dict[str, Any]:
+        return self._client(server).object_info()
+
+    def queue_remaining(self, server: str) -> int:
+        # One quick try: a server that does not answer simply ranks last for a while.
+        reply = self._client(server).get_json("/prompt", retry=RetryPolicy(retries=0))
+        return int(((reply or {}).get("exec_info") or {}).get("queue_remaining", 0))
+
+    def upload(self, server: str, path: Path) -> str:
+        return self._client(server).upload_image(path)
+
+    def models(self, server: str, folder: str) -> list[str]:
+        return self._client(server).models(folder)
+
+    def run(self, server: str, prepared: PreparedWorkflow, out_dir: Path) -> JobOutcome:
+        client = self._client(server)
+        result = client.run(prepared.api, timeout=self.timeout)
+        outputs: list[dict[str, Any]] = []
+        if result.outputs:
+            manifest = collect_outputs(client, result, out_dir, titles=prepared.titles,
+                                       class_types=prepared.class_types, overrides=prepared.overrides)
+            outputs = manifest.outputs
+        return JobOutcome(result.prompt_id, result.state.value, outputs, None if result.ok else result.message)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._all:
+                client.close()
+            self._all.clear()
 
 
 def summary_table(result: BatchResult) -> str:
