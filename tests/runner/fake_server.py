@@ -232,6 +232,7 @@ class FakeComfyServer:
         self._interrupt_target: str | None = None
         self._file_counters: dict[tuple[str, str], int] = {}
         self._cache: dict[str, str] = {}  # node id -> signature of the last run that produced it
+        self._posted: list[str] = []
         self._previous_outputs: dict[str, Any] = {}  # node id -> outputs, re-sent for cached nodes
         self._current_node: str | None = None
         self._sockets: dict[str, _WsConn] = {}
@@ -299,7 +300,9 @@ class FakeComfyServer:
             return running, [job.prompt_id for _, _, job in self._pending]
 
     def posted_prompt_ids(self) -> list[str]:
-        return [p for m, p, _ in self.requests if m == "POST" and p == "/prompt"]
+        """The prompt id of every ``POST /prompt`` with a JSON body (client's or server-made), in order."""
+        with self._lock:
+            return list(self._posted)
 
     def drop_client_sockets(self) -> None:
         with self._lock:
@@ -512,6 +515,8 @@ class FakeComfyServer:
         if "prompt" not in body:
             return 400, {"error": {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}}, "node_errors": {}}, None
         prompt_id = body.get("prompt_id") or str(uuid.uuid4())
+        with self._lock:
+            self._posted.append(str(prompt_id))
         if not isinstance(prompt_id, str) or not UUID_RE.match(prompt_id):
             return 400, {"error": {"type": "invalid_prompt_id", "message": "Invalid prompt_id", "details": str(prompt_id), "extra_info": {}}, "node_errors": {}}, None
         prompt = body["prompt"]

@@ -254,7 +254,7 @@ def test_lost_prompt_reply_does_not_queue_twice(comfy_server: FakeComfyServer) -
     with client_for(comfy_server) as client:
         result = client.run(workflow(), timeout=10)
     assert result.ok
-    assert comfy_server.posted_prompt_ids() == ["/prompt"]  # one POST: the retry found it queued
+    assert comfy_server.posted_prompt_ids() == [result.prompt_id]  # one POST: the retry found it queued
     assert comfy_server.executed_prompts == [result.prompt_id]
 
 
@@ -263,6 +263,8 @@ def test_prompt_post_500_is_retried_once_queued(comfy_server: FakeComfyServer) -
     with client_for(comfy_server) as client:
         result = client.run(workflow(), timeout=10)
     assert result.ok and comfy_server.executed_prompts == [result.prompt_id]
+    assert [p for m, p, _ in comfy_server.requests if m == "POST"].count("/prompt") == 2
+    assert comfy_server.posted_prompt_ids() == [result.prompt_id]  # the 500 was answered before queueing
 
 
 def test_token_is_sent_on_http_and_websocket_and_hidden(make_comfy_server) -> None:
