@@ -234,6 +234,7 @@ class ServerPicker:
         self.servers = servers
         self._queue_remaining = queue_remaining
         self._in_flight = {server: 0 for server in servers}
+        self._assigned = {server: 0 for server in servers}
         self._down_until: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -251,11 +252,13 @@ class ServerPicker:
                 self._down_until[server] = time.monotonic() + self.RETRY_DOWN_AFTER_S
         with self._lock:
             # Our own in-flight jobs may not show in the server's queue yet: count the larger.
-            def load(server: str) -> tuple[int, int]:
-                return (max(remote[server], self._in_flight[server]), self._in_flight[server])
+            # Ties go to the server that got fewest jobs so far, so equal servers share evenly.
+            def load(server: str) -> tuple[int, int, int]:
+                return (max(remote[server], self._in_flight[server]), self._in_flight[server], self._assigned[server])
 
             chosen = min(self.servers, key=load)
             self._in_flight[chosen] += 1
+            self._assigned[chosen] += 1
             return chosen
 
     def release(self, server: str) -> None:
