@@ -160,8 +160,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     required=True,
     type=click.Path(path_type=Path),
     help="Colour reference image (any format Pillow reads; EXIF rotation applied). If its size "
-    "differs from the frames' it is resized to the frame size with Lanczos filtering, "
-    "stretching it when the aspect ratio differs.",
+    "differs from the frames' it is resized to the (upright) frame size with bilinear "
+    "filtering, as ColorMNet's own pipeline does, stretching it if the aspect ratio differs.",
 )
 @click.option(
     "-o",

@@ -2,8 +2,9 @@
 
 The reference is decoded with the same conversions as image frames (EXIF orientation applied,
 16-bit scaled, CMYK/palette converted, transparency composited on white), then resized to the
-upright frame size with Lanczos filtering. The aspect ratio is not preserved: a reference of a
-different shape is stretched, so that every part of it stays visible to the model.
+upright frame size with Pillow's bilinear filter, as the official ColorMNet pipeline does. The
+aspect ratio is not preserved: a reference of a different shape is stretched, so that every part
+of it stays visible to the model.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def read_reference(path: Path) -> np.ndarray:
 
 
 def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize an RGB array to ``size`` (width, height) with Lanczos; a no-op when equal."""
+    """Resize an RGB array to ``size`` (width, height), bilinear; a no-op when equal."""
     height, width = rgb.shape[:2]
     target_width, target_height = size
     if (width, height) == (target_width, target_height):
@@ -71,5 +72,5 @@ def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             target_width,
             target_height,
         )
-    resized = Image.fromarray(rgb).resize((target_width, target_height), Image.Resampling.LANCZOS)
+    resized = Image.fromarray(rgb).resize((target_width, target_height), Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.uint8)
