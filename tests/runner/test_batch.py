@@ -185,3 +185,21 @@ def test_unreachable_server_ranks_last() -> None:
 
     picker = ServerPicker(["down", "up"], queue)
     assert picker.acquire() == "up"
+
+
+def test_input_keys_upload_local_files_per_job(tmp_path: Path, object_info: dict) -> None:
+    picture = tmp_path / "a.png"
+    picture.write_bytes(b"png")
+    workflow = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "x.png"}},
+        "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bilinear", "width": 8,
+                                                     "height": 8, "crop": "disabled"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+    }
+    backend = MemoryBackend(object_info)
+    backend.run = lambda server, prepared, out: (backend.ran.append((server, prepared.api)), JobOutcome("p", "success"))[1]
+    rows = [(1, {"input:1.image": str(picture), "2.width": 16})]
+    result = run_batch(workflow, rows, backend, BatchOptions(["http://a"], tmp_path / "out"))
+    assert result.records[0].status == "success"
+    assert backend.uploads == [("http://a", picture)]
+    assert backend.ran[0][1]["1"]["inputs"]["image"] == "up_a.png"

@@ -269,3 +269,17 @@ def test_ui_workflow_through_the_seam(object_info: dict[str, Any]) -> None:
     assert prepared.source_format == "ui"
     assert prepared.api["2"]["inputs"]["width"] == 128
     assert prepared.titles["1"] == "Load Image (upload demo_input.png first)"
+
+
+def test_titles_and_input_names_with_dots(object_info: dict[str, Any]) -> None:
+    api = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "CreateVideo", "inputs": {"images": ["1", 0], "fps": 8.0}},
+        "3": {"class_type": "SaveVideo", "inputs": {"video": ["2", 0], "filename_prefix": "v", "format": "auto",
+                                                    "format.codec": "auto"}, "_meta": {"title": "Save v1.5"}},
+    }
+    prepared = prepare_workflow(api, object_info, ["Save v1.5.filename_prefix=out/v2", "3.format.codec=h264"], [], _no_upload)
+    assert prepared.api["3"]["inputs"]["filename_prefix"] == "out/v2"
+    assert prepared.api["3"]["inputs"]["format.codec"] == "h264"
+    with pytest.raises(WorkflowError, match="'vp9' is not one of"):
+        prepare_workflow(api, object_info, ["3.format.codec=vp9"], [], _no_upload)
