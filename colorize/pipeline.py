@@ -88,4 +88,6 @@ def _check_result(result: np.ndarray, shape: tuple[int, ...], index: int) -> Non
         got = (
             f"{result.dtype} {result.shape}" if isinstance(result, np.ndarray) else type(result)
         )
-        raise RuntimeError(f"the colorizer returned {got} for frame {index}, expected uint8 {shape}")
+        raise RuntimeError(
+            f"the colorizer returned {got} for frame {index}, expected uint8 {shape}"
+        )

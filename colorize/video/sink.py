@@ -263,8 +263,9 @@ class VideoFileSink(Sink):
     def _next_pts(self, meta: FrameMeta) -> int:
         """The input pts in the encoder's time base, forced strictly increasing."""
         pts = meta.pts
-        if pts is not None and meta.time_base is not None and meta.time_base != self._fallback_time_base:
-            pts = round(pts * meta.time_base / self._fallback_time_base)
+        clock = self._fallback_time_base
+        if pts is not None and meta.time_base is not None and meta.time_base != clock:
+            pts = round(pts * meta.time_base / clock)
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + self._pts_step
         if self._last_pts is not None and pts <= self._last_pts:

@@ -401,7 +401,9 @@ def _packet_seconds(packet: "av.Packet") -> float:
     return float(stamp * packet.time_base)
 
 
-def _chain_one(first: "av.VideoFrame", rest: Iterator["av.VideoFrame"]) -> Iterator["av.VideoFrame"]:
+def _chain_one(
+    first: "av.VideoFrame", rest: Iterator["av.VideoFrame"]
+) -> Iterator["av.VideoFrame"]:
     yield first
     yield from rest
 

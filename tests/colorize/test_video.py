@@ -305,3 +305,76 @@ def test_source_reports_frame_count_and_rate(tmp_path):
         assert opened.info.average_rate == 30
         assert [f.meta.index for f in opened.frames()] == list(range(7))
 
+
+
+def _with_subtitles(path: Path, tmp_path: Path) -> Path:
+    srt = tmp_path / "lines.srt"
+    srt.write_text(
+        "1\n00:00:00,000 --> 00:00:00,200\nHello\n\n"
+        "2\n00:00:00,250 --> 00:00:00,400\nWorld\n"
+    )
+    with av.open(str(srt)) as subs, av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 24)
+        text = container.add_stream_from_template(subs.streams.subtitles[0])
+        for packet in subs.demux(subs.streams.subtitles[0]):
+            if packet.size:
+                packet.stream = text
+                container.mux(packet)
+        for rgb in gray_frames(12):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = None, video.codec_context.time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    return path
+
+
+def _subtitle_payloads(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        if not container.streams.subtitles:
+            return []
+        return [bytes(p) for p in container.demux(container.streams.subtitles[0]) if p.size]
+
+
+def test_subtitles_are_copied_where_the_container_allows(tmp_path, fake_colorizer, red_reference):
+    source = _with_subtitles(tmp_path / "film.mkv", tmp_path)
+    assert _subtitle_payloads(source) == [b"Hello", b"World"]
+
+    invoke([source, "--ref", red_reference, "-o", tmp_path / "film_out.mkv"])
+    assert _subtitle_payloads(tmp_path / "film_out.mkv") == [b"Hello", b"World"]
+
+    result = invoke([source, "--ref", red_reference, "-o", tmp_path / "film_out.mp4"])
+    assert "dropped" in result.stderr  # SubRip cannot go into MP4: said, not silent
+    assert _subtitle_payloads(tmp_path / "film_out.mp4") == []
+    assert len(read_video(tmp_path / "film_out.mp4").frames) == 12
+
+
+def test_pixel_aspect_ratio_is_kept(tmp_path, fake_colorizer, red_reference):
+    source = tmp_path / "anamorphic.mp4"
+    with av.open(str(source), "w") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 24)
+        video.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for index, rgb in enumerate(gray_frames(3)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = index, video.codec_context.time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    out = tmp_path / "anamorphic_out.mkv"
+    invoke([source, "--ref", red_reference, "-o", out])
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+
+
+def test_animated_gif_input_keeps_its_frame_delays(tmp_path, fake_colorizer, red_reference):
+    images = [Image.new("L", (32, 24), level) for level in (20, 120, 220)]
+    gif = tmp_path / "anim.gif"
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=[100, 300, 200], loop=0)
+    out = tmp_path / "anim.mp4"
+    invoke([gif, "--ref", red_reference, "-o", out])
+    decoded = read_video(out)
+    assert decoded.times == pytest.approx([0.0, 0.1, 0.4], abs=1e-3)
+    levels = [int(np.asarray(f).mean()) for f in fake_colorizer.seen_frames]
+    assert levels == [20, 120, 220]
