@@ -335,7 +335,8 @@ class ColorMNetColorizer:
 
         from colorize.color import rgb_to_normalized_lab
 
-        tensor = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        # Decoded frames can be read-only views; torch wants writable memory.
+        tensor = torch.from_numpy(np.require(rgb, requirements=("C", "W"))).to(self.device)
         return rgb_to_normalized_lab(tensor.movedim(-1, -3))
 
     def _network_input(self, lab: "torch.Tensor", plan: RunPlan, padding) -> "torch.Tensor":

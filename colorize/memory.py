@@ -178,6 +178,8 @@ class MemoryBank:
     def _prune_long_term(self, target_size: int) -> None:
         """Drop the least used long-term elements down to at most ``target_size``."""
         excess = self.long.size - target_size
+        if excess <= 0:
+            return
         usage = self.long.normalized_usage()
         lowest, _ = torch.topk(usage, k=excess, largest=False, sorted=True)
         # Everything tied with the threshold goes too, as in the trained behaviour.
