@@ -170,7 +170,8 @@ class VideoFileSink(Sink):
         av = self._av
         self._target.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._container = av.open(str(self._temp), "w", format=self._format)
+            # Absolute: a relative name with a colon would be read as a URL scheme.
+            self._container = av.open(str(self._temp.absolute()), "w", format=self._format)
         except (av.FFmpegError, OSError, ValueError) as error:
             raise OutputWriteError(f"cannot create {self._temp}: {error}") from None
         self._add_video_stream()

@@ -292,7 +292,13 @@ class VideoFileSource(Source):
             rotation=int(round(first.rotation or 0)),
             frame_count=count,
             frame_count_is_estimate=estimate,
-            average_rate=video.average_rate or video.guessed_rate,
+            # Untimed streams (raw H.264) get times from the rate: the SPS-based guess is right
+            # there, while average_rate is FFmpeg's default 25.
+            average_rate=(
+                video.guessed_rate
+                if first.pts is None and video.guessed_rate
+                else video.average_rate or video.guessed_rate
+            ),
             time_base=video.time_base,
             sample_aspect_ratio=video.codec_context.sample_aspect_ratio,
             codec_name=video.codec_context.name,
