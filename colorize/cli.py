@@ -7,6 +7,7 @@ so ``import colorize.cli`` stays fast: torch and PyAV are imported inside the co
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -14,7 +15,7 @@ import os
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import click
 
@@ -274,16 +275,16 @@ def run(ctx: click.Context, **options: Any) -> None:
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose exclude each other")
     memory = _memory_settings(options)
-    _configure_logging(quiet=options["quiet"], verbose=options["verbose"])
-    try:
-        output = _colorize(memory=memory, **options)
-    except ColorizeError as error:
-        logger.debug("details", exc_info=True)
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(error.exit_code)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: nothing was written", err=True)
-        ctx.exit(INTERRUPTED_EXIT_CODE)
+    with _console_logging(quiet=options["quiet"], verbose=options["verbose"]):
+        try:
+            output = _colorize(memory=memory, **options)
+        except ColorizeError as error:
+            logger.debug("details", exc_info=True)
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: nothing was written", err=True)
+            ctx.exit(INTERRUPTED_EXIT_CODE)
     click.echo(str(output))
 
 
@@ -407,26 +408,32 @@ class _ConsoleFormatter(logging.Formatter):
         return message
 
 
-def _configure_logging(*, quiet: bool, verbose: bool) -> None:
-    """Attach one stderr handler to the package logger (replacing one from an earlier run)."""
+@contextlib.contextmanager
+def _console_logging(*, quiet: bool, verbose: bool) -> Iterator[None]:
+    """Route the package's logs (and FFmpeg's, with --verbose) to stderr for one run.
+
+    The previous logger state is restored afterwards, so running the command in-process
+    (tests, embedding) leaves logging as it found it.
+    """
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    for name in ("colorize", "libav"):
-        target = logging.getLogger(name)
-        for handler in list(target.handlers):
-            if getattr(handler, "_colorize_console", False):
-                target.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ConsoleFormatter())
-    handler._colorize_console = True  # type: ignore[attr-defined]
-    package = logging.getLogger("colorize")
+    package, libav = logging.getLogger("colorize"), logging.getLogger("libav")
+    saved = [(log, log.level, log.propagate) for log in (package, libav)]
     package.addHandler(handler)
     package.setLevel(level)
     package.propagate = False
     # FFmpeg's own messages are noise for users; --verbose shows them.
-    libav = logging.getLogger("libav")
     libav.propagate = False
     if verbose:
         libav.addHandler(handler)
+    try:
+        yield
+    finally:
+        for log, old_level, old_propagate in saved:
+            log.removeHandler(handler)
+            log.setLevel(old_level)
+            log.propagate = old_propagate
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -200,3 +200,13 @@ def test_module_entry_point_runs(tmp_path):
         [sys.executable, "-m", "colorize", "--help"], capture_output=True, text=True, check=True
     )
     assert "--ref" in done.stdout
+
+
+def test_running_the_command_leaves_logging_as_it_was(tmp_path, fake_colorizer, red_reference):
+    import logging
+
+    package = logging.getLogger("colorize")
+    before = (package.level, package.propagate, list(package.handlers))
+    source = write_video(tmp_path / "clip.mp4", gray_frames(2))
+    invoke([source, "--ref", red_reference, "-o", tmp_path / "out.mp4", "--verbose"])
+    assert (package.level, package.propagate, list(package.handlers)) == before

@@ -378,3 +378,26 @@ def test_animated_gif_input_keeps_its_frame_delays(tmp_path, fake_colorizer, red
     assert decoded.times == pytest.approx([0.0, 0.1, 0.4], abs=1e-3)
     levels = [int(np.asarray(f).mean()) for f in fake_colorizer.seen_frames]
     assert levels == [20, 120, 220]
+
+
+def test_raw_h264_without_timestamps(tmp_path, fake_colorizer, red_reference):
+    raw = tmp_path / "camera.h264"
+    with av.open(str(raw), "w", format="h264") as container:
+        video = container.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for index, rgb in enumerate(gray_frames(6)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    out = tmp_path / "camera.mp4"
+    invoke([raw, "--ref", red_reference, "-o", out])
+    # No pts in the input: frames are timed from the stream's own 24 fps, not FFmpeg's 25 guess.
+    assert read_video(out).times == pytest.approx([i / 24 for i in range(6)], abs=1e-3)
+
+
+def test_names_with_a_colon_are_files_not_urls(tmp_path, fake_colorizer, red_reference, monkeypatch):
+    write_video(tmp_path / "12:30 take.mp4", gray_frames(2))
+    monkeypatch.chdir(tmp_path)
+    invoke(["12:30 take.mp4", "--ref", red_reference])
+    assert len(read_video(tmp_path / "12:30 take_colorized.mp4").frames) == 2
