@@ -396,7 +396,9 @@ def test_raw_h264_without_timestamps(tmp_path, fake_colorizer, red_reference):
     assert read_video(out).times == pytest.approx([i / 24 for i in range(6)], abs=1e-3)
 
 
-def test_names_with_a_colon_are_files_not_urls(tmp_path, fake_colorizer, red_reference, monkeypatch):
+def test_names_with_a_colon_are_files_not_urls(
+    tmp_path, fake_colorizer, red_reference, monkeypatch
+):
     write_video(tmp_path / "12:30 take.mp4", gray_frames(2))
     monkeypatch.chdir(tmp_path)
     invoke(["12:30 take.mp4", "--ref", red_reference])
