@@ -219,7 +219,7 @@ def _load_state_dict(path: Path):
     except ImportError:  # pragma: no cover - weights module is part of the package
         raise ColorizerUnavailableError("the weights module is missing from this install") from None
     state_dict = load_checkpoint(path)
-    verify_state_dict(state_dict)
+    verify_state_dict(state_dict, label=str(path))
     return state_dict
 
 
