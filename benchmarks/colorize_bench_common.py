@@ -1,0 +1,311 @@
+"""Shared pieces of the colorize benchmarks: weights, synthetic video, samplers, environment, output.
+
+Nothing here measures anything by itself. ``bench_colorize.py`` and ``bench_memory.py`` import it
+(the benchmarks folder is not a package, so each script puts this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as _dt
+import gc
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+WEIGHTS_RULE = ROOT / "tests" / "fixtures" / "make_test_weights.py"
+CHECKPOINT_SPEC = ROOT / "colorize" / "model" / "checkpoint_spec.json"
+GIB = 1 << 30
+MIB = 1 << 20
+
+
+# -- weights -------------------------------------------------------------------------------------
+
+def synthetic_state_dict() -> dict:
+    """The full-size synthetic checkpoint (rule crc32-normal-v1): real shapes, made-up values.
+
+    Speed and memory do not depend on the weight values, so this stands in for the trained
+    checkpoint, which the benchmarks must not need.
+    """
+    spec = importlib.util.spec_from_file_location("make_test_weights", WEIGHTS_RULE)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load the synthetic-weights rule {WEIGHTS_RULE}")
+    rule = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rule)
+    entries = json.loads(CHECKPOINT_SPEC.read_text())["entries"]
+    return rule.build_state_dict(entries)
+
+
+@contextlib.contextmanager
+def weights_file(path: Path | None) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path, description)``: the given checkpoint, or a temporary synthetic one.
+
+    The engine's public entry point loads from a file, so synthetic weights are written once to
+    a temporary safetensors file (about 0.5 GB) and removed afterwards.
+    """
+    if path is not None:
+        if not path.is_file():
+            raise SystemExit(f"--weights {path}: no such file; omit --weights to use synthetic weights")
+        yield path, f"{path.name} (given with --weights)"
+        return
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory(prefix="colorize-bench-") as folder:
+        target = Path(folder) / "synthetic.safetensors"
+        state_dict = synthetic_state_dict()
+        save_file({key: value.contiguous() for key, value in state_dict.items()}, str(target))
+        del state_dict
+        release_host_memory()
+        yield target, "synthetic (crc32-normal-v1 rule, built in memory)"
+
+
+# -- synthetic video -----------------------------------------------------------------------------
+
+def _structure(height: int, width: int, t: float, seed: int) -> np.ndarray:
+    """A float image in [0, 1]: gradients, a drifting sinusoidal texture, moving blobs, noise."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    image = 0.35 * x + 0.25 * y
+    image = image + 0.15 * np.sin(2 * math.pi * (6 * x + 3 * y + 0.05 * t)).astype(np.float32)
+    for blob in range(3):
+        cy = 0.5 + 0.3 * math.sin(0.07 * t + 2.1 * blob)
+        cx = 0.5 + 0.3 * math.cos(0.05 * t + 1.3 * blob)
+        radius = 0.08 + 0.04 * blob
+        image = image + 0.3 * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * radius ** 2))
+    image = image + rng.normal(0.0, 0.03, size=(height, width)).astype(np.float32)
+    return np.clip(image, 0.0, 1.0)
+
+
+def gray_frame(height: int, width: int, index: int) -> np.ndarray:
+    """Frame ``index`` of a grayscale video, expanded to RGB (H, W, 3) uint8 like the CLI does."""
+    gray = (_structure(height, width, float(index), seed=index) * 255.0).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def colourful_reference(height: int, width: int) -> np.ndarray:
+    """A saturated reference: hue sweeps across the image, brightness follows the structure."""
+    value = 0.4 + 0.6 * _structure(height, width, 0.0, seed=12345)
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    phase = 2 * math.pi * (x + 0.5 * y)
+    channels = [0.5 + 0.5 * np.sin(phase + offset) for offset in (0.0, 2.1, 4.2)]
+    rgb = np.stack([np.broadcast_to(c, (height, width)) * value for c in channels], axis=2)
+    return (np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+class FramePool:
+    """Cycles through ``distinct`` pre-made frames so that frame generation stays out of timings."""
+
+    def __init__(self, height: int, width: int, distinct: int) -> None:
+        self.frames = [gray_frame(height, width, index) for index in range(max(1, distinct))]
+
+    def video(self, count: int) -> Iterator[np.ndarray]:
+        for index in range(count):
+            yield self.frames[index % len(self.frames)]
+
+
+# -- samplers ------------------------------------------------------------------------------------
+
+def current_rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def process_max_rss() -> int:
+    """The process's all-time peak RSS (getrusage; kilobytes on Linux)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def release_host_memory() -> None:
+    """Collect garbage and hand freed heap back to the OS, so a run's RSS does not include the
+    previous run's leftovers (glibc keeps freed arenas otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class PeakSampler:
+    """Background thread: the largest RSS and, on CUDA, the smallest device free memory seen.
+
+    Sampling every ``interval`` seconds can miss a short spike, so the figures are lower bounds
+    of the true peak / upper bounds of the true minimum free memory.
+    """
+
+    def __init__(self, interval: float = 0.02, cuda_device=None) -> None:
+        self.interval = interval
+        self.cuda_device = cuda_device
+        self.max_rss = 0
+        self.min_free: int | None = None
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        self.max_rss = max(self.max_rss, current_rss())
+        if self.cuda_device is not None:
+            import torch
+
+            free, _ = torch.cuda.mem_get_info(self.cuda_device)
+            self.min_free = free if self.min_free is None else min(self.min_free, free)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+# -- environment ---------------------------------------------------------------------------------
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def environment(device_name: str) -> dict:
+    """Who measured what where: device, versions, code revision (and whether it had local edits)."""
+    import torch
+
+    dirty = _git("status", "--porcelain", "--", "colorize")
+    return {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "device": device_name,
+        "cpu": _cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "colorize_has_uncommitted_changes": bool(dirty),
+        "load_average_start": load_average(),
+    }
+
+
+def today() -> str:
+    return _dt.date.today().isoformat()
+
+
+# -- output --------------------------------------------------------------------------------------
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write beside the target and rename, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    if isinstance(data, bytes):
+        temporary.write_bytes(data)
+    else:
+        temporary.write_text(data)
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, document: dict) -> None:
+    write_atomic(path, json.dumps(document, indent=2, default=str) + "\n")
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+        return str(value).replace("|", "/").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def matplotlib_pyplot():
+    """``matplotlib.pyplot`` with a file-only backend, or None (the plot is then skipped)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install the 'bench' extra to get one)")
+        return None
+    return pyplot
+
+
+def save_figure(pyplot, figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(temporary, dpi=110, bbox_inches="tight")
+    pyplot.close(figure)
+    os.replace(temporary, path)
+
+
+# -- accuracy ------------------------------------------------------------------------------------
+
+def psnr(reference: np.ndarray, other: np.ndarray, peak_to_peak: float) -> float:
+    """PSNR in dB of ``other`` against ``reference`` for signals spanning ``peak_to_peak``."""
+    difference = reference.astype(np.float64) - other.astype(np.float64)
+    mse = float(np.mean(difference ** 2))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(peak_to_peak ** 2 / mse)
+
+
+@dataclass
+class Stopwatch:
+    """Timestamps of yielded frames, relative to when the stopwatch started."""
+
+    started: float = field(default_factory=time.perf_counter)
+    stamps: list[float] = field(default_factory=list)
+
+    def tick(self) -> None:
+        self.stamps.append(time.perf_counter() - self.started)
