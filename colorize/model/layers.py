@@ -77,6 +77,45 @@ class GroupResBlock(nn.Module):
         skip = self.downsample(x) if self.downsample is not None else x
         return unfold_objects(out + skip, num_objects)
 
+    def forward_shared(self, shared: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Same as ``forward(broadcast_cat(shared, g))`` with the shared part convolved once.
+
+        The first conv and the skip conv are linear in their input channels, so the
+        object-independent channels (image features, identical for a^ and b^) contribute the
+        same term to both objects; it is computed once and broadcast.
+        """
+        if self.downsample is None:
+            raise ValueError("forward_shared needs a block that changes width")
+        num_objects = g.shape[1]
+        split = shared.shape[1]
+        per_object = fold_objects(g)
+        hidden = _conv_part(self.conv1, F.relu(shared), 0, split, with_bias=False)
+        hidden = hidden.unsqueeze(1) + unfold_objects(
+            _conv_part(self.conv1, F.relu(per_object), split, None, with_bias=True), num_objects)
+        skip = _conv_part(self.downsample, shared, 0, split, with_bias=False).unsqueeze(1) + \
+            unfold_objects(_conv_part(self.downsample, per_object, split, None, with_bias=True),
+                           num_objects)
+        out = self.conv2(F.relu(fold_objects(hidden)))
+        return unfold_objects(out, num_objects) + skip
+
+
+def _conv_part(conv: nn.Conv2d, x: torch.Tensor, start: int, stop: int | None,
+               with_bias: bool) -> torch.Tensor:
+    """``conv`` restricted to its input channels ``start:stop``.
+
+    The sliced weight is kept contiguous in a cache on the conv (weights are frozen at
+    inference); re-slicing on every call costs a weight copy inside the convolution.
+    """
+    weight = conv.weight
+    cache = conv.__dict__.setdefault("_part_cache", {})
+    key = (start, stop, weight.dtype, weight.device, weight._version, weight.data_ptr())
+    part = cache.get(key)
+    if part is None:
+        if len(cache) >= 4:   # stale entries from an earlier device or dtype
+            cache.clear()
+        part = cache[key] = weight[:, start:stop].contiguous()
+    return F.conv2d(x, part, conv.bias if with_bias else None, conv.stride, conv.padding)
+
 
 class ChannelGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
@@ -138,7 +177,7 @@ class FeatureFusionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         num_objects = g.shape[1]
-        g = self.block1(broadcast_cat(x, g))
+        g = self.block1.forward_shared(x, g)
         refined = unfold_objects(self.attention(fold_objects(g)), num_objects)
         return self.block2(g + refined)
 
