@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import click
 
 from colorize import __version__
-from colorize.errors import INTERRUPTED_EXIT_CODE, ColorizeError, ColorizerUnavailableError
+from colorize.errors import INTERRUPTED_EXIT_CODE, ColorizeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorize.engine import EngineConfig, MemorySettings
@@ -41,7 +41,8 @@ Exit codes:
   0   success
   1   other error caused by input or configuration
   2   bad command line
-  3   out of memory after every back-off step (reserved for the engine)
+  3   out of memory even for one frame at the smallest processing size
+  4   requested device or precision not available here
   9   no colorizer available (model or weights missing)
   10  input not found or not readable
   11  input has no video stream (or a folder has no images)
@@ -51,6 +52,13 @@ Exit codes:
   15  output already exists (pass --overwrite)
   16  output extension, container or codec not supported
   17  output could not be written (permission, disk full)
+  20  no checkpoint found and downloads are off (COLORIZE_OFFLINE / HF_HUB_OFFLINE)
+  21  checkpoint download failed on every source
+  22  downloaded checkpoint fails its size or sha256 check
+  23  checkpoint file unreadable, truncated or not a checkpoint
+  24  checkpoint is another architecture (missing / mismatched keys listed)
+  25  --weights path is unusable
+  26  bad weights source URL
   130 interrupted (Ctrl-C); nothing is left at the output path
 """
 
@@ -262,6 +270,27 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     help="Deep-update the hidden state every N frames; -1 follows --mem-every (-1).",
 )
 @click.option("--no-long-term", is_flag=True, help="Disable long-term memory.")
+@click.option(
+    "--max-side",
+    type=int,
+    callback=_positive,
+    help="Run the model with the longest side at most N pixels and carry the predicted colour "
+    "back onto the full-resolution luminance. Default: full resolution, lowered automatically "
+    "when it would not fit the free memory.",
+)
+@click.option(
+    "--chunk-size",
+    type=int,
+    callback=_positive,
+    help="Frames key-encoded together. Default: sized from the free device memory.",
+)
+@click.option(
+    "--plan",
+    "plan_only",
+    is_flag=True,
+    help="Print the plan (device, precision, processing size, chunk size, estimated peak memory) "
+    "and exit without colorizing.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors and the output path.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show details: debug logs, FFmpeg messages, tracebacks."
@@ -285,7 +314,8 @@ def run(ctx: click.Context, **options: Any) -> None:
         except KeyboardInterrupt:
             click.echo("\ninterrupted: nothing was written", err=True)
             ctx.exit(INTERRUPTED_EXIT_CODE)
-    click.echo(str(output))
+    if output is not None:
+        click.echo(str(output))
 
 
 def _memory_settings(options: dict[str, Any]) -> "MemorySettings":
@@ -326,8 +356,9 @@ def _colorize(
     quiet: bool,
     memory: "MemorySettings",
     **options: Any,
-) -> Path:
-    """Open, check, build and run; returns the output path. Raises ColorizeError."""
+) -> Path | None:
+    """Open, check, build and run; returns the output path (None for --plan).
+    Raises ColorizeError."""
     from colorize import engine
     from colorize.pipeline import run_colorization
     from colorize.progress import ProgressReporter
@@ -340,7 +371,10 @@ def _colorize(
         info = source.info
         target = resolve_output(output, info, overwrite)
         reference = load_reference(reference_path, info.upright_size)
-        config = _engine_config(options, memory, engine)
+        if options["plan_only"]:
+            _print_plan(options, memory, engine, info)
+            return None
+        config = _engine_config(options, memory, engine, quiet=quiet)
         colorizer = engine.build_colorizer(config)
         logger.debug(
             "input %s: %s %dx%d rotation %d, %s frames",
@@ -366,34 +400,53 @@ def _colorize(
     return target.path
 
 
+def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any) -> None:
+    """--plan: what a run would do, without loading the model or downloading anything."""
+    from colorize.weights import resolve_checkpoint
+    from colorize.weights_errors import WeightsNotFoundError
+
+    try:
+        weights = str(resolve_checkpoint(options["weights"], allow_download=False))
+    except WeightsNotFoundError:
+        weights = "not found: the first run downloads it (see 'colorize weights download')"
+    config = _config_from_options(options, memory, engine, Path(weights))
+    plan = engine.plan_for(config, (info.upright_size[1], info.upright_size[0]))
+    click.echo(f"input:            {info.path} ({info.frame_count or 'unknown number of'} frames)")
+    click.echo(f"weights:          {weights}")
+    for line in plan.describe():
+        click.echo(line)
+    seconds = engine.estimate_seconds_per_frame(plan)
+    total = f", about {seconds * info.frame_count / 60:.1f} min in all" if info.frame_count else ""
+    click.echo(f"estimated time:   {seconds:.2f} s/frame (rough){total}")
+
+
 def _engine_config(
-    options: dict[str, Any], memory: "MemorySettings", engine: Any
+    options: dict[str, Any], memory: "MemorySettings", engine: Any, *, quiet: bool = False
 ) -> "EngineConfig":
-    weights = _resolve_weights(options["weights"])
+    weights = _resolve_weights(options["weights"], quiet=quiet)
+    return _config_from_options(options, memory, engine, weights)
+
+
+def _config_from_options(
+    options: dict[str, Any], memory: "MemorySettings", engine: Any, weights: Path
+) -> "EngineConfig":
     return engine.EngineConfig(
         weights=weights,
         device=options["device"],
         precision=options["precision"] or "auto",
         reference_is_first_frame=options["ref_is_first_frame"],
         memory=memory,
+        max_side=options["max_side"],
+        chunk_size=options["chunk_size"],
     )
 
 
-def _resolve_weights(explicit: Path | None) -> Path:
-    """--weights / COLORIZE_WEIGHTS, else whatever colorize.weights finds (once it exists)."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ColorizerUnavailableError(
-                f"weights file not found: {explicit}; check --weights / COLORIZE_WEIGHTS"
-            )
-        return explicit
-    try:
-        from colorize.weights import resolve_checkpoint  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        raise ColorizerUnavailableError(
-            "no ColorMNet weights given: pass --weights PATH or set COLORIZE_WEIGHTS"
-        ) from None
-    return Path(resolve_checkpoint(explicit=None))
+def _resolve_weights(explicit: Path | None, *, quiet: bool = False) -> Path:
+    """--weights / COLORIZE_WEIGHTS (file or folder), else the search path; downloads the
+    checkpoint on first use unless COLORIZE_OFFLINE / HF_HUB_OFFLINE forbid it."""
+    from colorize.weights import resolve_checkpoint
+
+    return Path(resolve_checkpoint(explicit, progress=not quiet))
 
 
 class _ConsoleFormatter(logging.Formatter):

@@ -8,15 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
-from colorize.errors import ColorizeError
+from colorize.errors import DeviceUnavailableError
 
 logger = logging.getLogger(__name__)
-
-
-class DeviceUnavailableError(ColorizeError):
-    """The requested device is not usable on this machine."""
-
-    exit_code = 10
 
 
 def choose_device(requested: str) -> torch.device:

@@ -24,7 +24,11 @@ from typing import Callable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
-from colorize.errors import ColorizeError, ColorizerUnavailableError
+from colorize.errors import (
+    ColorizerUnavailableError,
+    DeviceUnavailableError,
+    OutOfDeviceMemoryError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +76,6 @@ class FrameColorizer(Protocol):
 
     def colorize(self, frames: Iterable[np.ndarray], reference: np.ndarray) -> Iterator[np.ndarray]:
         ...
-
-
-class OutOfDeviceMemoryError(ColorizeError):
-    """Even one frame at the smallest processing size does not fit."""
-
-    exit_code = 11
 
 
 # Measured on CPU fp32 (peak RSS of batch 2 minus batch 1 at 448x448): the key encoder needs
@@ -179,11 +177,39 @@ def make_plan(config: EngineConfig, frame_size: tuple[int, int], device, budget)
     )
 
 
+def plan_for(config: EngineConfig, frame_size: tuple[int, int]) -> RunPlan:
+    """The plan a run with ``config`` would follow, without loading the model."""
+    from colorize.devices import choose_device, memory_budget
+
+    device = choose_device(config.device)
+    return make_plan(config, frame_size, device, memory_budget(device, config.memory_limit_bytes))
+
+
+# Multiply-adds x 2 per padded input pixel for one frame (FLOP counter on the official modules:
+# about 490 GFLOP at 448x448, key encoder ~60%, decoder ~40%).
+FLOP_PER_PIXEL = 2.45e6
+# Sustained convolution throughput assumed for the rough time estimate of --plan.
+ASSUMED_FLOPS = {"cpu": 70e9, "mps": 3e12, "cuda-fp32": 25e12, "cuda-half": 80e12}
+
+
+def estimate_seconds_per_frame(plan: RunPlan) -> float:
+    """A rough figure for --plan; the benchmarks measure the real one."""
+    device = plan.device.split(":")[0]
+    if device == "cuda":
+        device = "cuda-fp32" if plan.precision == "fp32" else "cuda-half"
+    flops = ASSUMED_FLOPS.get(device, ASSUMED_FLOPS["cpu"])
+    if device == "cpu":
+        import torch
+
+        flops *= max(1, torch.get_num_threads()) * (2.3 if plan.precision == "bf16" else 1.0)
+    return plan.padded_size[0] * plan.padded_size[1] * FLOP_PER_PIXEL / flops
+
+
 def resolve_precision(requested: str, device) -> str:
     if requested == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if requested == "fp16" and device.type == "cpu":
-        raise ColorizeError("--fp16 needs a GPU; on CPU use --fp32 (default) or --bf16")
+        raise DeviceUnavailableError("--fp16 needs a GPU; on CPU use --fp32 (default) or --bf16")
     return requested
 
 
@@ -366,6 +392,9 @@ class ColorMNetColorizer:
         self.last_plan = plan
         for line in plan.describe():
             logger.debug("plan: %s", line)
+        if plan.reason:
+            size = f"{plan.processing_size[1]}x{plan.processing_size[0]}"
+            self._report(f"{plan.reason} (running at {size})")
         chunk_size = plan.chunk_size
 
         settings = self.config.memory
@@ -420,6 +449,10 @@ class ColorMNetColorizer:
                 index += 1
             del features, images, lab
 
+    def _report(self, message: str) -> None:
+        self.events.append(message)
+        self.on_event(message)
+
     def _encode_keys(self, images, chunk_size: int):
         """Key-encode a chunk, halving the sub-batch on out-of-memory until one frame fits."""
         import torch
@@ -443,9 +476,7 @@ class ColorMNetColorizer:
                         "out of memory encoding a single frame; rerun with a smaller --max-side "
                         "or on a device with more free memory") from None
                 chunk_size = max(1, size // 2)
-                message = f"out of memory with {size} frames per chunk: retrying with {chunk_size}"
-                self.events.append(message)
-                self.on_event(message)
+                self._report(f"out of memory with {size} frames per chunk: retrying with {chunk_size}")
         if len(parts) == 1:
             return parts[0], chunk_size
         merged = KeyFeatures(*(torch.cat(tensors, dim=0) for tensors in zip(*(

@@ -94,3 +94,15 @@ class OutputWriteError(ColorizeError):
 
 #: Exit code used when the user interrupts a run (128 + SIGINT, as shells do).
 INTERRUPTED_EXIT_CODE = 130
+
+
+class OutOfDeviceMemoryError(ColorizeError):
+    """Even one frame at the smallest processing size does not fit in memory."""
+
+    exit_code = 3
+
+
+class DeviceUnavailableError(ColorizeError):
+    """The requested device or precision cannot be used on this machine."""
+
+    exit_code = 4

@@ -124,14 +124,15 @@ def test_weights_found_by_the_weights_module_when_not_given(tmp_path, monkeypatc
     fake_weights = types.ModuleType("colorize.weights")
     calls = []
 
-    def resolve_checkpoint(explicit=None):
-        calls.append(explicit)
+    def resolve_checkpoint(explicit=None, *, progress=True):
+        calls.append((explicit, progress))
         return found
 
     fake_weights.resolve_checkpoint = resolve_checkpoint
     monkeypatch.setitem(sys.modules, "colorize.weights", fake_weights)
     assert cli_module._resolve_weights(None) == found
-    assert calls == [None]
+    assert cli_module._resolve_weights(None, quiet=True) == found
+    assert calls == [(None, True), (None, False)]
 
 
 def test_weights_module_errors_pass_through(monkeypatch):
@@ -140,18 +141,12 @@ def test_weights_module_errors_pass_through(monkeypatch):
 
     fake_weights = types.ModuleType("colorize.weights")
 
-    def resolve_checkpoint(explicit=None):
+    def resolve_checkpoint(explicit=None, *, progress=True):
         raise NoWeights("no checkpoint installed; run 'colorize weights download'")
 
     fake_weights.resolve_checkpoint = resolve_checkpoint
     monkeypatch.setitem(sys.modules, "colorize.weights", fake_weights)
     with pytest.raises(NoWeights):
-        cli_module._resolve_weights(None)
-
-
-def test_without_a_weights_module_the_message_says_what_to_do(monkeypatch):
-    monkeypatch.setitem(sys.modules, "colorize.weights", types.ModuleType("colorize.weights"))
-    with pytest.raises(errors.ColorizerUnavailableError, match="--weights"):
         cli_module._resolve_weights(None)
 
 

@@ -215,9 +215,9 @@ def test_missing_weights_file(tmp_path, monkeypatch, red_reference):
     out = tmp_path / "out.mp4"
     result = invoke(
         [source, "--ref", red_reference, "-o", out, "--weights", tmp_path / "missing.pt"],
-        exit_code=9,
+        exit_code=25,
     )
-    assert "weights file not found" in result.stderr
+    assert "missing.pt, which does not exist" in result.stderr
     assert_clean_failure(result, out, tmp_path)
 
 
