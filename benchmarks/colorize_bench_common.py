@@ -158,13 +158,21 @@ class PeakSampler:
         self.interval = interval
         self.cuda_device = cuda_device
         self.max_rss = 0
+        self.interval_max_rss = 0
         self.min_free: int | None = None
         self.samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
 
+    def take_max_rss(self) -> int:
+        """The largest RSS since the last call (or the start), then start a new interval."""
+        value, self.interval_max_rss = self.interval_max_rss, current_rss()
+        return max(value, self.interval_max_rss)
+
     def _sample(self) -> None:
-        self.max_rss = max(self.max_rss, current_rss())
+        rss = current_rss()
+        self.max_rss = max(self.max_rss, rss)
+        self.interval_max_rss = max(self.interval_max_rss, rss)
         if self.cuda_device is not None:
             import torch
 
@@ -204,6 +212,44 @@ def _git(*args: str) -> str:
                               timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+class OtherLoad:
+    """CPU time spent by other processes while a measurement ran, as a share of all CPUs.
+
+    Reads the machine's busy time from /proc/stat and subtracts this process's own CPU time;
+    a share near 0 means the measurement had the machine to itself. None where /proc is absent.
+    """
+
+    def __init__(self) -> None:
+        self.share: float | None = None
+
+    @staticmethod
+    def _busy_seconds() -> float | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        except (OSError, IndexError):
+            return None
+        ticks = [int(value) for value in fields]
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+        return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _own_seconds() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def __enter__(self) -> "OtherLoad":
+        self._busy, self._own, self._wall = self._busy_seconds(), self._own_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = self._busy_seconds()
+        if busy is None or self._busy is None:
+            return
+        wall = time.perf_counter() - self._wall
+        others = (busy - self._busy) - (self._own_seconds() - self._own)
+        self.share = max(0.0, others / (wall * (os.cpu_count() or 1))) if wall > 0 else None
 
 
 def load_average() -> list[float] | None:
@@ -309,3 +355,9 @@ class Stopwatch:
 
     def tick(self) -> None:
         self.stamps.append(time.perf_counter() - self.started)
+
+
+def psnr_frames(reference: list[np.ndarray], other: list[np.ndarray], peak: float) -> float:
+    """PSNR over the frames both lists have, taken as one signal."""
+    count = min(len(reference), len(other))
+    return psnr(np.stack(reference[:count]), np.stack(other[:count]), peak)
