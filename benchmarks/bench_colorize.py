@@ -72,12 +72,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset, few frames")
     parser.add_argument("--full", action="store_true", help="CPU: also 864x480")
     parser.add_argument("--no-bf16", action="store_true", help="CPU: skip the bf16 engine")
-    parser.add_argument("--resolutions", help="GPU: comma list (480p,512x768,960x536,720p,1080p,4K)")
-    parser.add_argument("--precisions", default="fp32,fp16", help="GPU: comma list of fp32,fp16,bf16")
-    parser.add_argument("--caps", help="GPU: comma list of GB caps and/or 'full' (6,8,12,16,24,full)")
+    parser.add_argument("--wait-quiet", type=float, default=600.0, metavar="SECONDS",
+                        help="CPU: before each run wait up to this long for other processes "
+                             "to go quiet (default 600; 0: do not wait)")
+    parser.add_argument("--resolutions",
+                        help="GPU: comma list (480p,512x768,960x536,720p,1080p,4K)")
+    parser.add_argument("--precisions", default="fp32,fp16",
+                        help="GPU: comma list of fp32,fp16,bf16")
+    parser.add_argument("--caps",
+                        help="GPU: comma list of GB caps and/or 'full' (6,8,12,16,24,full)")
     parser.add_argument("--psnr-frames", type=int, default=8,
                         help="GPU: frames kept at full card to compare half precision with fp32")
-    parser.add_argument("--chunk", type=int, help="fixed key-encoding chunk (default: the planner's)")
+    parser.add_argument("--chunk", type=int,
+                        help="fixed key-encoding chunk (default: the planner's)")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -98,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                 sizes=CPU_SIZES[:1] if args.quick else (CPU_FULL_SIZES if args.full else CPU_SIZES),
                 timed_frames=args.frames or (4 if args.quick else 12),
                 warmup_frames=args.warmup if args.warmup is not None else (1 if args.quick else 2),
-                bf16=not args.no_bf16, out=args.out, plot=not args.no_plot, chunk_size=args.chunk)
+                bf16=not args.no_bf16, out=args.out, plot=not args.no_plot, chunk_size=args.chunk,
+                wait_quiet_s=args.wait_quiet)
             document = run_cpu_benchmark(weights, weights_label, settings)
             print(cpu_markdown(document))
         else:
             settings = GpuSettings(
-                resolutions=_pick(GPU_RESOLUTIONS, args.resolutions or ("480p,1080p" if args.quick else None)),
+                resolutions=_pick(GPU_RESOLUTIONS,
+                                  args.resolutions or ("480p,1080p" if args.quick else None)),
                 precisions=[p.strip() for p in args.precisions.split(",") if p.strip()]
                 if not args.quick else ["fp16"],
                 caps_gb=_caps(args.caps or ("8,full" if args.quick else None)),

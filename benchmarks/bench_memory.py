@@ -157,18 +157,21 @@ def _markdown(document: dict) -> str:
     lines = [
         f"# colorize: memory over a long video ({env['date'][:10]})",
         "",
-        f"{env['device']} ({env['cpu']}, {env['logical_cpus']} logical CPUs), torch {env['torch']}, "
+        f"{env['device']} ({env['cpu']}, {env['logical_cpus']} logical CPUs), "
+        f"torch {env['torch']}, "
         f"Python {env['python']}, code {env['git_commit']}"
-        + (" with uncommitted changes in colorize/" if env["colorize_has_uncommitted_changes"] else "")
+        + (" with uncommitted changes in colorize/"
+           if env["colorize_has_uncommitted_changes"] else "")
         + f". Weights: {document['weights']}.",
         f"One synthetic video of {settings['frames']} frames at {settings['size']}, "
         f"{settings['precision']}, engine `{settings['mode']}`. Load average at start "
-        f"{env['load_average_start']}, at end {document.get('load_average_end', 'n/a (run in progress)')}.",
+        f"{env['load_average_start']}, at end "
+        f"{document.get('load_average_end', 'n/a (run in progress)')}.",
         "",
     ]
     cuda = any("cuda_allocated_mib" in s for s in document["samples"])
-    headers = ["frame", "elapsed s", "s/frame", "RSS MB", "peak RSS since last MB", "working elements",
-               "long-term elements", "consolidations", "prunings"]
+    headers = ["frame", "elapsed s", "s/frame", "RSS MB", "peak RSS since last MB",
+               "working elements", "long-term elements", "consolidations", "prunings"]
     if cuda:
         headers += ["CUDA allocated MiB", "CUDA reserved MiB", "CUDA max allocated MiB"]
     rows = []
@@ -184,13 +187,15 @@ def _markdown(document: dict) -> str:
     summary = document.get("summary")
     if summary:
         lines += ["", f"From frame {summary['from_frame']} to {summary['to_frame']}: peak RSS "
-                  f"{summary['rss_max_after_mb']:.0f} MB after it against {summary['rss_at_start_mb']:.0f} MB "
-                  f"at it (growth {summary['rss_growth_mb']:+.0f} MB of peaks); RSS at the end "
+                  f"{summary['rss_max_after_mb']:.0f} MB after it against "
+                  f"{summary['rss_at_start_mb']:.0f} MB at it (growth "
+                  f"{summary['rss_growth_mb']:+.0f} MB of peaks); RSS at the end "
                   f"{summary['rss_end_mb']:.0f} MB."]
         if "cuda_allocated_start_mib" in summary:
-            lines.append(f"CUDA allocated {summary['cuda_allocated_start_mib']:.0f} MiB at frame "
-                         f"{summary['from_frame']}, {summary['cuda_allocated_end_mib']:.0f} MiB at the end; "
-                         f"max allocated {summary['cuda_max_allocated_mib']:.0f} MiB.")
+            lines.append(f"CUDA allocated {summary['cuda_allocated_start_mib']:.0f} MiB at "
+                         f"frame {summary['from_frame']}, "
+                         f"{summary['cuda_allocated_end_mib']:.0f} MiB at the end; max allocated "
+                         f"{summary['cuda_max_allocated_mib']:.0f} MiB.")
     if document.get("events"):
         lines.append("Engine events: " + "; ".join(document["events"]))
     return "\n".join(lines) + "\n"
@@ -209,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=112, help="square frame side (default 112)")
     parser.add_argument("--width", type=int, help="frame width (overrides --size)")
     parser.add_argument("--height", type=int, help="frame height (overrides --size)")
-    parser.add_argument("--frames", type=int, help="video length (default 10000 on GPU, 2000 on CPU)")
+    parser.add_argument("--frames", type=int,
+                        help="video length (default 10000 on GPU, 2000 on CPU)")
     parser.add_argument("--every", type=int, help="sample every N frames (default frames / 20)")
     parser.add_argument("--mode", choices=("colorize", "predict"), default="colorize",
                         help="end to end to RGB arrays (default) or the model only")

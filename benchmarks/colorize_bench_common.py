@@ -1,4 +1,4 @@
-"""Shared pieces of the colorize benchmarks: weights, synthetic video, samplers, environment, output.
+"""Shared pieces of the colorize benchmarks: weights, synthetic video, samplers, environment.
 
 Nothing here measures anything by itself. ``bench_colorize.py`` and ``bench_memory.py`` import it
 (the benchmarks folder is not a package, so each script puts this folder on ``sys.path``).
@@ -63,7 +63,8 @@ def weights_file(path: Path | None) -> Iterator[tuple[Path, str]]:
     """
     if path is not None:
         if not path.is_file():
-            raise SystemExit(f"--weights {path}: no such file; omit --weights to use synthetic weights")
+            raise SystemExit(f"--weights {path}: no such file; "
+                             "omit --weights to use synthetic weights")
         yield path, f"{path.name} (given with --weights)"
         return
     from safetensors.torch import save_file
@@ -240,7 +241,8 @@ class OtherLoad:
         return times.user + times.system
 
     def __enter__(self) -> "OtherLoad":
-        self._busy, self._own, self._wall = self._busy_seconds(), self._own_seconds(), time.perf_counter()
+        self._busy, self._own = self._busy_seconds(), self._own_seconds()
+        self._wall = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -250,6 +252,20 @@ class OtherLoad:
         wall = time.perf_counter() - self._wall
         others = (busy - self._busy) - (self._own_seconds() - self._own)
         self.share = max(0.0, others / (wall * (os.cpu_count() or 1))) if wall > 0 else None
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.15, window_s: float = 3.0) -> float:
+    """Wait until other processes use less than ``threshold`` of the CPUs over ``window_s``,
+    for at most ``max_wait_s``; returns the seconds waited. On a small shared machine a test
+    run beside a benchmark slows it by far more than its share, so measurements wait for it."""
+    waited = 0.0
+    while waited < max_wait_s:
+        with OtherLoad() as others:
+            time.sleep(window_s)
+        if others.share is None or others.share < threshold:
+            break
+        waited += window_s
+    return waited
 
 
 def load_average() -> list[float] | None:

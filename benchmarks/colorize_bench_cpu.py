@@ -20,7 +20,7 @@ import numpy as np
 from colorize_bench_common import (
     MIB, FramePool, OtherLoad, PeakSampler, Stopwatch, colourful_reference, current_rss,
     environment, load_average, markdown_table, matplotlib_pyplot, process_max_rss, psnr_frames,
-    release_host_memory, save_figure, today, write_atomic, write_json,
+    release_host_memory, save_figure, today, wait_for_quiet, write_atomic, write_json,
 )
 
 logger = logging.getLogger("bench_colorize")
@@ -34,7 +34,7 @@ CPU_GOALS = {"fp32_448_s_per_frame": 2.1, "bf16_448_s_per_frame": 1.4, "bf16_psn
              "ab_max_abs_vs_frame_by_frame": 1e-3}
 
 
-# -- the plain frame-by-frame loop ---------------------------------------------------------------------
+# -- the plain frame-by-frame loop ------------------------------------------------------------
 
 def frame_by_frame_predict(network, frames: Iterable[np.ndarray], reference: np.ndarray,
                            memory_settings) -> Iterator[tuple["torch.Tensor", "torch.Tensor"]]:
@@ -92,7 +92,7 @@ def frame_by_frame_predict(network, frames: Iterable[np.ndarray], reference: np.
             index += 1
 
 
-# -- measurements ------------------------------------------------------------------------------------
+# -- measurements ----------------------------------------------------------------------------
 
 @dataclass
 class CpuSettings:
@@ -103,6 +103,8 @@ class CpuSettings:
     out: Path
     plot: bool = True
     chunk_size: int | None = None       # None: the engine's planner decides
+    # Before each run, wait up to this long for other processes to leave the CPUs alone.
+    wait_quiet_s: float = 0.0
 
 
 def _first_timed_frame(warmup: int, chunk: int) -> int:
@@ -112,10 +114,12 @@ def _first_timed_frame(warmup: int, chunk: int) -> int:
 
 
 def _timed_cpu_run(label: str, produce: Callable[[], Iterator], first_timed: int,
-                   keep: Callable[[int, object], float]) -> dict:
+                   keep: Callable[[int, object], float],
+                   wait_quiet_s: float = 0.0) -> dict:
     """Consume ``produce()`` and time it. ``keep`` stores what later comparisons need and returns
     the seconds it spent on work that belongs to the path (RGB conversion of the plain loop)."""
     release_host_memory()
+    waited = wait_for_quiet(wait_quiet_s) if wait_quiet_s > 0 else 0.0
     baseline = current_rss()
     extra: list[float] = []
     with PeakSampler(interval=0.05) as sampler, OtherLoad() as others:
@@ -140,11 +144,15 @@ def _timed_cpu_run(label: str, produce: Callable[[], Iterator], first_timed: int
         "peak_rss_mb": sampler.max_rss / MIB,
         "rss_before_mb": baseline / MIB,
         "other_processes_cpu_share": others.share,
+        "waited_for_quiet_s": waited,
     }
 
 
+Outputs = list[np.ndarray]
+
+
 def _engine_runs(colorizer, size: tuple[str, int, int], reference: np.ndarray, pool: FramePool,
-                 settings: CpuSettings, tag: str) -> tuple[list[dict], list[np.ndarray], list[np.ndarray]]:
+                 settings: CpuSettings, tag: str) -> tuple[list[dict], Outputs, Outputs]:
     """Model-only (predict) and end-to-end (colorize) runs of the engine; returns their outputs."""
     label, height, width = size
     chunk = colorizer.plan((height, width)).chunk_size
@@ -168,7 +176,8 @@ def _engine_runs(colorizer, size: tuple[str, int, int], reference: np.ndarray, p
     ):
         logger.info("%s %s engine %s: %d frames (%d timed)", label, tag, mode, total,
                     settings.timed_frames)
-        row = _timed_cpu_run(f"engine {tag} {mode}", produce, first_timed, keep)
+        row = _timed_cpu_run(f"engine {tag} {mode}", produce, first_timed, keep,
+                             settings.wait_quiet_s)
         plan = colorizer.last_plan
         row.update(size=label, precision=tag, mode=mode, chunk_size=plan.chunk_size,
                    processing_size=f"{plan.processing_size[1]}x{plan.processing_size[0]}",
@@ -177,7 +186,9 @@ def _engine_runs(colorizer, size: tuple[str, int, int], reference: np.ndarray, p
     return rows, ab_outputs, rgb_outputs
 
 
-def _frame_by_frame_run(network, memory_settings, size, reference, pool, settings) -> tuple[dict, list, list]:
+def _frame_by_frame_run(network, memory_settings, size: tuple[str, int, int],
+                        reference: np.ndarray, pool: FramePool,
+                        settings: CpuSettings) -> tuple[dict, Outputs, Outputs]:
     from colorize.color import assemble_rgb
 
     label, height, width = size
@@ -200,7 +211,7 @@ def _frame_by_frame_run(network, memory_settings, size, reference, pool, setting
     row = _timed_cpu_run("frame-by-frame fp32",
                          lambda: frame_by_frame_predict(network, pool.video(total), reference,
                                                         memory_settings),
-                         first_timed, keep)
+                         first_timed, keep, settings.wait_quiet_s)
     row.update(size=label, precision="fp32", mode="frame-by-frame", chunk_size=1,
                processing_size=f"{width}x{height}", events=[])
     return row, ab_outputs, rgb_outputs
@@ -253,7 +264,8 @@ def run_cpu_benchmark(weights: Path, weights_label: str, settings: CpuSettings) 
         label, height, width = size
         pool = FramePool(height, width, distinct=16)
         reference = colourful_reference(height, width)
-        rows, ab_engine, rgb_engine = _engine_runs(colorizer, size, reference, pool, settings, "fp32")
+        rows, ab_engine, rgb_engine = _engine_runs(colorizer, size, reference, pool, settings,
+                                                   "fp32")
         fbf_row, ab_fbf, rgb_fbf = _frame_by_frame_run(colorizer.network, colorizer.config.memory,
                                                        size, reference, pool, settings)
         document["runs"] += rows + [fbf_row]
@@ -276,7 +288,8 @@ def run_cpu_benchmark(weights: Path, weights_label: str, settings: CpuSettings) 
             label, height, width = size
             pool = FramePool(height, width, distinct=16)
             reference = colourful_reference(height, width)
-            rows, ab_bf16, rgb_bf16 = _engine_runs(colorizer, size, reference, pool, settings, "bf16")
+            rows, ab_bf16, rgb_bf16 = _engine_runs(colorizer, size, reference, pool, settings,
+                                                   "bf16")
             document["runs"] += rows
             document["comparisons"][label].update({
                 "bf16_vs_fp32_ab_psnr_db": psnr_frames(ab_fp32[label], ab_bf16, 2.0),
@@ -307,9 +320,10 @@ def cpu_markdown(document: dict) -> str:
         f"# colorize on CPU: engine vs frame-by-frame ({env['date'][:10]})",
         "",
         f"{env['cpu']}, {env['logical_cpus']} logical CPUs, torch {env['torch']} "
-        f"({document.get('torch_threads', env['torch_threads'])} threads), Python {env['python']}, "
-        f"{env['platform']}. Code {env['git_commit']}"
-        + (" with uncommitted changes in colorize/" if env["colorize_has_uncommitted_changes"] else "")
+        f"({document.get('torch_threads', env['torch_threads'])} threads), "
+        f"Python {env['python']}, {env['platform']}. Code {env['git_commit']}"
+        + (" with uncommitted changes in colorize/"
+           if env["colorize_has_uncommitted_changes"] else "")
         + f". Weights: {document['weights']}.",
         f"Load average (1, 5, 15 min) at start {env['load_average_start']}, "
         f"at end {document.get('load_average_end', 'n/a (run in progress)')}.",
@@ -319,32 +333,35 @@ def cpu_markdown(document: dict) -> str:
         "",
         "s/frame end to end: `colorize` to RGB uint8 arrays (engine), or the plain loop including "
         "its per-frame RGB conversion; model only: `predict` (engine), or the loop without the RGB "
-        "conversion. Peak RSS: sampled every 50 ms during the run (the process holds the model).",
+        "conversion. Peak RSS: sampled every 50 ms during the run (the process holds the model). "
+        "Others' CPU: share of the machine's CPU time used by other processes during the run(s) "
+        "(near 0: the figures had the machine to themselves).",
         "",
     ]
     headers = ["size", "path", "s/frame end to end", "s/frame model only", "chunk",
-               "first frame s", "peak RSS MB", "events"]
+               "first frame s", "peak RSS MB", "others' CPU", "events"]
     rows = []
     for size in document["settings"]["sizes"]:
         fbf = _cpu_run(document, size, "fp32", "frame-by-frame")
         if fbf:
             rows.append([size, "frame-by-frame fp32", fbf["s_per_frame"],
                          fbf["s_per_frame_without_rgb"], 1, fbf["first_frame_s"],
-                         round(fbf["peak_rss_mb"]), ""])
+                         round(fbf["peak_rss_mb"]), _others([fbf]), ""])
         for precision in ("fp32", "bf16"):
             e2e = _cpu_run(document, size, precision, "colorize")
             model = _cpu_run(document, size, precision, "predict")
-            if e2e or model:
-                any_row = e2e or model
-                peak = max(r["peak_rss_mb"] for r in (e2e, model) if r)
-                events = "; ".join(sorted(set((e2e or {}).get("events", []) + (model or {}).get("events", []))))
+            runs = [r for r in (e2e, model) if r]
+            if runs:
+                peak = max(r["peak_rss_mb"] for r in runs)
+                events = "; ".join(sorted({e for r in runs for e in r.get("events", [])}))
                 rows.append([size, f"engine {precision}", e2e and e2e["s_per_frame"],
-                             model and model["s_per_frame"], any_row["chunk_size"],
-                             e2e and e2e["first_frame_s"], round(peak), events])
+                             model and model["s_per_frame"], runs[0]["chunk_size"],
+                             e2e and e2e["first_frame_s"], round(peak), _others(runs), events])
     lines.append(markdown_table(headers, rows))
     lines += ["", "## Against the anchors and goals", ""]
-    headers = ["size", "official s/frame", "frame-by-frame", "engine fp32", "speed-up vs plain loop",
-               "official / engine fp32", "engine bf16", "ab max abs fp32 engine vs loop",
+    headers = ["size", "official s/frame", "frame-by-frame", "engine fp32",
+               "speed-up vs plain loop", "official / engine fp32", "engine bf16",
+               "ab max abs fp32 engine vs loop",
                "bf16 PSNR RGB dB", "bf16 PSNR ab dB"]
     rows = []
     for size in document["settings"]["sizes"]:
@@ -366,8 +383,9 @@ def cpu_markdown(document: dict) -> str:
     lines += [
         "",
         f"Goals (issue 4, 448x448 on the 2-core machine): fp32 end to end <= "
-        f"{goals['fp32_448_s_per_frame']} s/frame with ab within {goals['ab_max_abs_vs_frame_by_frame']:g} "
-        f"of the plain loop; bf16 <= {goals['bf16_448_s_per_frame']} s/frame with PSNR >= "
+        f"{goals['fp32_448_s_per_frame']} s/frame with ab within "
+        f"{goals['ab_max_abs_vs_frame_by_frame']:g} of the plain loop; bf16 <= "
+        f"{goals['bf16_448_s_per_frame']} s/frame with PSNR >= "
         f"{goals['bf16_psnr_db']:g} dB against our fp32 output.",
         "PSNR RGB: over the uint8 RGB frames (peak 255); PSNR ab: over the predicted ab in the "
         "network's [-1, 1] scale (peak-to-peak 2). Synthetic weights: bf16 error on the trained "
@@ -384,6 +402,12 @@ def cpu_markdown(document: dict) -> str:
                      f"first frame after {cold['first_frame_s']:.2f} s, two frames after "
                      f"{cold['two_frames_s']:.2f} s.")
     return "\n".join(lines) + "\n"
+
+
+def _others(runs: list[dict]) -> str | None:
+    shares = [r["other_processes_cpu_share"] for r in runs
+              if r.get("other_processes_cpu_share") is not None]
+    return f"{100 * max(shares):.0f}%" if shares else None
 
 
 def _cpu_verdicts(document: dict) -> list[str]:
@@ -404,10 +428,11 @@ def _cpu_verdicts(document: dict) -> list[str]:
     if bf16:
         goal = CPU_GOALS["bf16_448_s_per_frame"]
         value = comparison.get("bf16_vs_fp32_rgb_psnr_db")
+        psnr_goal = CPU_GOALS["bf16_psnr_db"]
         verdicts.append(
             f"bf16 448x448: {bf16['s_per_frame']:.2f} s/frame, goal <= {goal} "
             f"({'met' if bf16['s_per_frame'] <= goal else 'not met'}); PSNR RGB {value:.1f} dB, "
-            f"goal >= {CPU_GOALS['bf16_psnr_db']:g} ({'met' if value >= CPU_GOALS['bf16_psnr_db'] else 'not met'})")
+            f"goal >= {psnr_goal:g} ({'met' if value >= psnr_goal else 'not met'})")
     return verdicts
 
 
@@ -416,10 +441,13 @@ def _cpu_plot(document: dict, path: Path) -> None:
     if pyplot is None:
         return
     sizes = document["settings"]["sizes"]
-    series = [("official (anchor)", lambda s: OFFICIAL_CPU_S_PER_FRAME.get(s)),
-              ("frame-by-frame fp32", lambda s: (_cpu_run(document, s, "fp32", "frame-by-frame") or {}).get("s_per_frame")),
-              ("engine fp32", lambda s: (_cpu_run(document, s, "fp32", "colorize") or {}).get("s_per_frame")),
-              ("engine bf16", lambda s: (_cpu_run(document, s, "bf16", "colorize") or {}).get("s_per_frame"))]
+    def measured(precision: str, mode: str) -> Callable[[str], float | None]:
+        return lambda s: (_cpu_run(document, s, precision, mode) or {}).get("s_per_frame")
+
+    series = [("official (anchor)", OFFICIAL_CPU_S_PER_FRAME.get),
+              ("frame-by-frame fp32", measured("fp32", "frame-by-frame")),
+              ("engine fp32", measured("fp32", "colorize")),
+              ("engine bf16", measured("bf16", "colorize"))]
     figure, axis = pyplot.subplots(figsize=(7, 4))
     width = 0.8 / len(series)
     for offset, (name, value) in enumerate(series):
@@ -427,7 +455,8 @@ def _cpu_plot(document: dict, path: Path) -> None:
         axis.bar([i + offset * width for i in range(len(sizes))], heights, width, label=name)
     if "448x448" in sizes:
         i = sizes.index("448x448")
-        for goal, style in ((CPU_GOALS["fp32_448_s_per_frame"], "--"), (CPU_GOALS["bf16_448_s_per_frame"], ":")):
+        for goal, style in ((CPU_GOALS["fp32_448_s_per_frame"], "--"),
+                            (CPU_GOALS["bf16_448_s_per_frame"], ":")):
             axis.hlines(goal, i - 0.1, i + 0.9, colors="black", linestyles=style)
     axis.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))], sizes)
     axis.set_ylabel("s/frame end to end (lower is better)")

@@ -62,7 +62,7 @@ def _gpu_measure(colorizer, pool: FramePool, reference: np.ndarray, settings: Gp
         pass
     torch.cuda.synchronize(device)
     row: dict = {}
-    with PeakSampler(interval=0.005, cuda_device=device) as sampler:
+    with PeakSampler(interval=0.01, cuda_device=device) as sampler:
         torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         count = 0
@@ -102,7 +102,8 @@ def _gpu_measure(colorizer, pool: FramePool, reference: np.ndarray, settings: Gp
         plan_note=plan.reason,
         events=events,
         min_device_free_gib=sampler.min_free / GIB if sampler.min_free is not None else None,
-        max_device_used_gib=(total - sampler.min_free) / GIB if sampler.min_free is not None else None,
+        max_device_used_gib=(None if sampler.min_free is None
+                             else (total - sampler.min_free) / GIB),
         peak_rss_mb=sampler.max_rss / MIB,
     )
     return row
@@ -145,7 +146,7 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
             "with torch.cuda.set_per_process_memory_fraction((X - memory outside the allocator) / "
             "total), and the engine's planner is told the memory still free under that limit "
             "(EngineConfig.memory_limit_bytes). max_device_used_gib comes from mem_get_info "
-            "sampled every 5 ms (the cap does not cover the CUDA context); headroom = X - that."),
+            "sampled every 10 ms (the cap does not cover the CUDA context); headroom = X - that."),
         "startup_s": {},
         "results": [],
     }
@@ -163,8 +164,9 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
         for cap_gb in settings.caps_gb:
             cap_label = "full" if cap_gb is None else f"{cap_gb:g} GB"
             if cap_gb is not None and cap_gb * GIB > total:
-                for label, _, _ in settings.resolutions:
-                    document["results"].append({"resolution": label, "precision": precision,
+                for label, height, width in settings.resolutions:
+                    document["results"].append({"resolution": label, "size": f"{width}x{height}",
+                                                "precision": precision,
                                                 "cap": cap_label, "status": "skipped",
                                                 "message": "cap larger than this card"})
                 continue
@@ -174,8 +176,8 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
                 colorizer.config = replace(base_config, memory_limit_bytes=None)
             else:
                 allocator_limit = cap_gb * GIB - outside_allocator
-                torch.cuda.set_per_process_memory_fraction(max(0.0, min(1.0, allocator_limit / total)),
-                                                           device)
+                fraction = max(0.0, min(1.0, allocator_limit / total))
+                torch.cuda.set_per_process_memory_fraction(fraction, device)
                 free_under_cap = int(max(0, allocator_limit - torch.cuda.memory_reserved(device)))
                 colorizer.config = replace(base_config, memory_limit_bytes=free_under_cap)
             for label, height, width in settings.resolutions:
@@ -195,8 +197,14 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
                         row["psnr_vs_fp32_rgb_db"] = psnr_frames(reference_rgb[label], keep, 255.0)
                 except Exception as error:  # one failed configuration must not stop the table
                     first_line = (str(error).strip().splitlines() or [""])[0]
-                    row.update(status="failed", message=f"{type(error).__name__}: {first_line}"[:300],
+                    row.update(status="failed",
+                               message=f"{type(error).__name__}: {first_line}"[:300],
                                events=list(getattr(colorizer, "events", [])))
+                    plan = getattr(colorizer, "last_plan", None)
+                    if plan is not None and plan.frame_size == (height, width):
+                        row.update(chunk_size=plan.chunk_size,
+                                   processing_size=f"{plan.processing_size[1]}x"
+                                                   f"{plan.processing_size[0]}")
                 finally:
                     pool = reference = keep = None
                     _cleanup_cuda()
@@ -210,15 +218,22 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
     return document
 
 
+def _larger(row: dict, *keys: str) -> float | None:
+    values = [row[key] for key in keys if row.get(key) is not None]
+    return max(values) if values else None
+
+
 def gpu_markdown(document: dict) -> str:
     env = document["environment"]
     lines = [
         f"# colorize on GPU ({env['date'][:10]})",
         "",
         f"{env['device']} ({env['total_memory_gib']:.1f} GiB, "
-        f"{env['memory_outside_allocator_gib']:.2f} GiB outside the allocator), CUDA {env['cuda']}, "
+        f"{env['memory_outside_allocator_gib']:.2f} GiB outside the allocator), "
+        f"CUDA {env['cuda']}, "
         f"torch {env['torch']}, Python {env['python']}, code {env['git_commit']}"
-        + (" with uncommitted changes in colorize/" if env["colorize_has_uncommitted_changes"] else "")
+        + (" with uncommitted changes in colorize/"
+           if env["colorize_has_uncommitted_changes"] else "")
         + f". Weights: {document['weights']}. {document['settings']['frames']} frames per timed "
         "video after a warm-up video.",
         "",
@@ -230,15 +245,16 @@ def gpu_markdown(document: dict) -> str:
         "",
     ]
     headers = ["resolution", "precision", "cap", "status", "processing", "chunk", "model fps",
-               "e2e fps", "peak alloc", "peak reserved", "max used on card", "headroom", "PSNR vs fp32",
-               "engine did / error"]
+               "e2e fps", "peak alloc", "peak reserved", "max used on card", "headroom",
+               "PSNR vs fp32", "engine did / error"]
     rows = []
     for r in document["results"]:
-        peak_alloc = max(r.get("model_peak_allocated_gib") or 0, r.get("e2e_peak_allocated_gib") or 0) or None
-        peak_res = max(r.get("model_peak_reserved_gib") or 0, r.get("e2e_peak_reserved_gib") or 0) or None
+        peak_alloc = _larger(r, "model_peak_allocated_gib", "e2e_peak_allocated_gib")
+        peak_res = _larger(r, "model_peak_reserved_gib", "e2e_peak_reserved_gib")
         note = r.get("message") or "; ".join(r.get("events") or []) or r.get("plan_note") or ""
-        rows.append([r.get("size", r["resolution"]) + f" ({r['resolution']})", r["precision"], r["cap"],
-                     r["status"], r.get("processing_size"), r.get("chunk_size"), r.get("model_fps"),
+        rows.append([r.get("size", r["resolution"]) + f" ({r['resolution']})", r["precision"],
+                     r["cap"], r["status"], r.get("processing_size"), r.get("chunk_size"),
+                     r.get("model_fps"),
                      r.get("e2e_fps"), peak_alloc, peak_res, r.get("max_device_used_gib"),
                      r.get("headroom_under_cap_gib"), r.get("psnr_vs_fp32_rgb_db"), note])
     lines.append(markdown_table(headers, rows))
@@ -255,21 +271,23 @@ def _gpu_plot(document: dict, path: Path) -> None:
     if pyplot is None:
         return
     ok = [r for r in document["results"] if r["status"] == "ok"]
-    order = [label for label, _, _ in GPU_RESOLUTIONS]
+    order = document["settings"]["resolutions"]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(12, 4.5))
     for precision in document["settings"]["precisions"]:
         full = sorted((r for r in ok if r["precision"] == precision and r["cap"] == "full"),
                       key=lambda r: order.index(r["resolution"]))
         if full:
             labels = [r["resolution"] for r in full]
-            left.plot(labels, [r["e2e_fps"] for r in full], marker="o", label=f"{precision} end to end")
+            left.plot(labels, [r["e2e_fps"] for r in full], marker="o",
+                      label=f"{precision} end to end")
             left.plot(labels, [r["model_fps"] for r in full], marker="x", linestyle="--",
                       label=f"{precision} model only")
         for cap in sorted({r["cap"] for r in ok if r["precision"] == precision}):
             rows = sorted((r for r in ok if r["precision"] == precision and r["cap"] == cap),
                           key=lambda r: order.index(r["resolution"]))
             right.plot([r["resolution"] for r in rows],
-                       [max(r["model_peak_reserved_gib"], r["e2e_peak_reserved_gib"]) for r in rows],
+                       [_larger(r, "model_peak_reserved_gib", "e2e_peak_reserved_gib")
+                        for r in rows],
                        marker="o", label=f"{precision}, cap {cap}")
     left.set_ylabel("frames per second (full card)")
     left.set_yscale("log")
