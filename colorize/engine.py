@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import queue
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -29,6 +28,12 @@ from colorize.errors import (
     DeviceUnavailableError,
     OutOfDeviceMemoryError,
 )
+
+if TYPE_CHECKING:  # torch-free at import time: the CLI imports this module for its dataclasses
+    import torch
+
+    from colorize.memory import MemoryConfig
+    from colorize.propagation import ScheduleConfig
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,23 @@ class MemorySettings:
     max_long_term_elements: int = 10000
     deep_update_every: int = -1
     enable_long_term: bool = True
+
+    def memory_config(self) -> "MemoryConfig":
+        """The memory bank's share of the knobs."""
+        from colorize.memory import MemoryConfig
+
+        return MemoryConfig(
+            top_k=self.top_k, max_mid_term_frames=self.max_mid_term_frames,
+            min_mid_term_frames=self.min_mid_term_frames, num_prototypes=self.num_prototypes,
+            max_long_term_elements=self.max_long_term_elements,
+            enable_long_term=self.enable_long_term,
+        )
+
+    def schedule_config(self) -> "ScheduleConfig":
+        """The per-frame schedule's share of the knobs."""
+        from colorize.propagation import ScheduleConfig
+
+        return ScheduleConfig(mem_every=self.mem_every, deep_update_every=self.deep_update_every)
 
 
 @dataclass(frozen=True)
@@ -375,11 +397,9 @@ class ColorMNetColorizer:
         return padding.apply(lab)
 
     def _propagate(self, frames: Iterator[np.ndarray], reference: np.ndarray):
-        import torch
         import torch.nn.functional as F
 
-        from colorize.memory import MemoryConfig
-        from colorize.propagation import Padding, ScheduleConfig, VideoPropagator
+        from colorize.propagation import Padding, VideoPropagator
 
         lookahead = _Lookahead(frames)
         first = lookahead.peek()
@@ -398,16 +418,8 @@ class ColorMNetColorizer:
         chunk_size = plan.chunk_size
 
         settings = self.config.memory
-        memory_config = MemoryConfig(
-            top_k=settings.top_k, max_mid_term_frames=settings.max_mid_term_frames,
-            min_mid_term_frames=settings.min_mid_term_frames,
-            num_prototypes=settings.num_prototypes,
-            max_long_term_elements=settings.max_long_term_elements,
-            enable_long_term=settings.enable_long_term,
-        )
-        schedule = ScheduleConfig(mem_every=settings.mem_every,
-                                  deep_update_every=settings.deep_update_every)
-        propagator = VideoPropagator(self.network, memory_config, schedule)
+        propagator = VideoPropagator(self.network, settings.memory_config(),
+                                     settings.schedule_config())
         padding = Padding.for_size(*plan.processing_size, self.network.config.pad_multiple)
 
         reference_lab = self._to_lab(reference)[None]
