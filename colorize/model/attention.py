@@ -89,13 +89,21 @@ class LocalAttention(nn.Module):
         self.projection = nn.Linear(value_channels, value_channels)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """``query, key (B, CK, h, w)``, ``value (B, CV_total, h, w)`` -> ``(B, CV_total, h, w)``."""
+        """``query, key (B, CK, h, w)``, ``value (B, CV_total, h, w)`` -> ``(B, CV_total, h, w)``.
+
+        Always computed in float32: it is a small share of the work, and half-precision
+        window sums lose accuracy (and are slower on CPUs).
+        """
+        with torch.autocast(query.device.type, enabled=False):
+            return self._attend(query.float(), key.float(), value.float())
+
+    def _attend(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         height, width = query.shape[-2:]
         relative = self.relative_emb_k(query)
         logits = window_logits(query / (self.key_dim ** 0.5), key, self.max_offset) + relative
         outside = outside_frame_mask(height, width, self.max_offset, query.device)
         # Softmax in float32 whatever the compute precision; masked offsets become exact zeros.
-        weights = logits.float().masked_fill(outside, float("-inf")).softmax(dim=1)
-        aggregated = window_aggregate(weights.to(value.dtype), value, self.max_offset)
+        weights = logits.masked_fill(outside, float("-inf")).softmax(dim=1)
+        aggregated = window_aggregate(weights, value, self.max_offset)
         mixed = self.dw_conv(aggregated)
         return self.projection(mixed.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
