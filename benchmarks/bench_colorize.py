@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import RESULTS_DIR, weights_file  # noqa: E402
 from colorize_bench_cpu import (  # noqa: E402
-    CPU_FULL_SIZES, CPU_SIZES, CpuSettings, cpu_markdown, run_cpu_benchmark,
+    CPU_FULL_SIZES, CPU_SIZES, CpuSettings, Quiet, cpu_markdown, run_cpu_benchmark,
 )
 from colorize_bench_gpu import (  # noqa: E402
     GPU_CAPS_GB, GPU_RESOLUTIONS, GpuSettings, gpu_markdown, run_gpu_benchmark,
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wait-quiet", type=float, default=600.0, metavar="SECONDS",
                         help="CPU: before each run wait up to this long for other processes "
                              "to go quiet (default 600; 0: do not wait)")
+    parser.add_argument("--attempts", type=int, default=3,
+                        help="CPU: measure a run again (up to this many times in all) when "
+                             "other processes used over 10%% of the CPUs during it")
     parser.add_argument("--resolutions",
                         help="GPU: comma list (480p,512x768,960x536,720p,1080p,4K)")
     parser.add_argument("--precisions", default="fp32,fp16",
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 timed_frames=args.frames or (4 if args.quick else 12),
                 warmup_frames=args.warmup if args.warmup is not None else (1 if args.quick else 2),
                 bf16=not args.no_bf16, out=args.out, plot=not args.no_plot, chunk_size=args.chunk,
-                wait_quiet_s=args.wait_quiet)
+                quiet=Quiet(wait_s=args.wait_quiet, attempts=args.attempts))
             document = run_cpu_benchmark(weights, weights_label, settings)
             print(cpu_markdown(document))
         else:
