@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU: measure a run again (up to this many times in all) when "
                              "other processes used over 10%% of the CPUs during it")
     parser.add_argument("--resolutions",
-                        help="GPU: comma list (480p,512x768,960x536,720p,1080p,4K)")
+                        help="comma list; GPU: 480p,512x768,960x536,720p,1080p,4K; "
+                             "CPU: 224x224,448x448,864x480")
     parser.add_argument("--precisions", default="fp32,fp16",
                         help="GPU: comma list of fp32,fp16,bf16")
     parser.add_argument("--caps",
@@ -102,14 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no usable CUDA GPU here; use --device cpu")
 
+    # Partial or non-default runs get their own file names, so they never replace a full table.
+    suffix = "".join(part for part, wanted in (
+        ("_quick", args.quick), (f"_chunk{args.chunk}", args.chunk is not None),
+        ("_subset", bool(args.resolutions or args.caps or args.precisions != "fp32,fp16")),
+    ) if wanted)
     with weights_file(args.weights) as (weights, weights_label):
         if device == "cpu":
             settings = CpuSettings(
-                sizes=CPU_SIZES[:1] if args.quick else (CPU_FULL_SIZES if args.full else CPU_SIZES),
+                sizes=(_pick(CPU_FULL_SIZES, args.resolutions) if args.resolutions
+                       else CPU_SIZES[:1] if args.quick
+                       else CPU_FULL_SIZES if args.full else CPU_SIZES),
                 timed_frames=args.frames or (4 if args.quick else 12),
                 warmup_frames=args.warmup if args.warmup is not None else (1 if args.quick else 2),
                 bf16=not args.no_bf16, out=args.out, plot=not args.no_plot, chunk_size=args.chunk,
-                quiet=Quiet(wait_s=args.wait_quiet, attempts=args.attempts))
+                quiet=Quiet(wait_s=args.wait_quiet, attempts=args.attempts), suffix=suffix)
             document = run_cpu_benchmark(weights, weights_label, settings)
             print(cpu_markdown(document))
         else:
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 frames=args.frames or (16 if args.quick else 48),
                 warmup_frames=args.warmup if args.warmup is not None else 4,
                 frames_for_psnr=args.psnr_frames, out=args.out, device=device,
-                plot=not args.no_plot, chunk_size=args.chunk)
+                plot=not args.no_plot, chunk_size=args.chunk, suffix=suffix)
             document = run_gpu_benchmark(weights, weights_label, settings)
             print(gpu_markdown(document))
     return 0

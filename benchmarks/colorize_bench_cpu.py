@@ -112,6 +112,7 @@ class CpuSettings:
     out: Path
     plot: bool = True
     chunk_size: int | None = None       # None: the engine's planner decides
+    suffix: str = ""                    # added to the result file names
     quiet: Quiet = field(default_factory=Quiet)
 
 
@@ -492,7 +493,7 @@ def _cpu_plot(document: dict, path: Path) -> None:
 
 
 def _write_cpu_outputs(document: dict, settings: CpuSettings, final: bool = False) -> None:
-    stem = settings.out / f"colorize_cpu_{today()}"
+    stem = settings.out / f"colorize_cpu_{today()}{settings.suffix}"
     write_json(stem.with_suffix(".json"), document)
     write_atomic(stem.with_suffix(".md"), cpu_markdown(document))
     if final and settings.plot:

@@ -51,6 +51,7 @@ class GpuSettings:
     device: str = "cuda"
     plot: bool = True
     chunk_size: int | None = None       # None: the engine's planner decides
+    suffix: str = ""                    # added to the result file names
 
 
 def _gpu_measure(colorizer, pool: FramePool, reference: np.ndarray, settings: GpuSettings,
@@ -151,7 +152,7 @@ def run_gpu_benchmark(weights: Path, weights_label: str, settings: GpuSettings) 
         "results": [],
     }
     reference_rgb: dict[str, list[np.ndarray]] = {}
-    stem = settings.out / f"colorize_gpu_{today()}"
+    stem = settings.out / f"colorize_gpu_{today()}{settings.suffix}"
     for precision in settings.precisions:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
         started = time.perf_counter()
