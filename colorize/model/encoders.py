@@ -51,10 +51,13 @@ class CrossChannelAttention(nn.Module):
             return x.reshape(batch, self.heads, -1, height * width)
 
         q, k, v = split_heads(q), split_heads(k), split_heads(v)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
-        return self.to_out((attn @ v).reshape(batch, -1, height, width))
+        # Norms over all positions and the c x c softmax in float32: in half precision the
+        # sums of squares over a whole frame overflow.
+        with torch.autocast(q.device.type, enabled=False):
+            q = F.normalize(q.float(), dim=-1)
+            k = F.normalize(k.float(), dim=-1)
+            attn = ((q @ k.transpose(-2, -1)) * self.temperature.float()).softmax(dim=-1)
+        return self.to_out((attn.to(v.dtype) @ v).reshape(batch, -1, height, width))
 
 
 class Fuse(nn.Module):

@@ -55,10 +55,14 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        y = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * y + self.bias[:, None, None]
+        # Statistics in float32 whatever the compute precision: a half-precision variance
+        # over 1024 channels loses accuracy and can overflow.
+        x32 = x.float()
+        mean = x32.mean(1, keepdim=True)
+        var = (x32 - mean).pow(2).mean(1, keepdim=True)
+        y = (x32 - mean) / torch.sqrt(var + self.eps)
+        out = self.weight.float()[:, None, None] * y + self.bias.float()[:, None, None]
+        return out.to(x.dtype)
 
 
 class GroupResBlock(nn.Module):
