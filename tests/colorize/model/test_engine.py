@@ -132,3 +132,22 @@ def test_plan_lowers_processing_size_when_memory_is_short(tmp_path):
     assert max(tight.processing_size) < 3840 and tight.chunk_size >= 1
     assert tight.estimated_peak_bytes <= small.free_bytes
     assert "lowered" in tight.reason
+
+
+def test_bf16_on_cpu_stays_close_to_fp32(synthetic_weights_file):
+    frames, reference = synthetic_video(3), colourful_reference()
+    fp32 = np.stack(list(build_colorizer(config(synthetic_weights_file)).colorize(frames, reference)))
+    bf16_colorizer = build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu",
+                                                  precision="bf16"))
+    assert next(bf16_colorizer.network.decoder.parameters()).dtype == torch.bfloat16
+    bf16 = np.stack(list(bf16_colorizer.colorize(frames, reference)))
+    mse = np.mean((bf16.astype(np.float64) - fp32) ** 2)
+    psnr = 10 * np.log10(255 ** 2 / max(mse, 1e-12))
+    assert 30 < psnr < 99        # close, but really computed in another precision
+
+
+def test_fp16_is_refused_on_cpu(synthetic_weights_file):
+    from colorize.errors import DeviceUnavailableError
+
+    with pytest.raises(DeviceUnavailableError, match="--bf16"):
+        build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu", precision="fp16"))
