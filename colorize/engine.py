@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Protocol
 
@@ -140,6 +140,10 @@ class RunPlan:
         if self.reason:
             lines.append(f"note:             {self.reason}")
         return lines
+
+
+def _size_text(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]}"
 
 
 def _padded(size: tuple[int, int], multiple: int = 112) -> tuple[int, int]:
@@ -413,9 +417,9 @@ class ColorMNetColorizer:
         return padding.apply(lab)
 
     def _propagate(self, frames: Iterator[np.ndarray], reference: np.ndarray):
-        import torch.nn.functional as F
-
-        from colorize.propagation import Padding, VideoPropagator
+        """Plan, then run the video; out of memory before the first frame is out restarts it
+        at a lower processing size (afterwards the memory bank fixes the size)."""
+        from colorize.devices import is_out_of_memory, release_cached_memory
 
         lookahead = _Lookahead(frames)
         first = lookahead.peek()
@@ -425,14 +429,44 @@ class ColorMNetColorizer:
         if reference.shape[:2] != frame_size:
             raise ValueError(f"reference is {reference.shape[:2]}, frames are {frame_size}")
         plan = self.plan(frame_size)
-        self.last_plan = plan
-        for line in plan.describe():
-            logger.debug("plan: %s", line)
         if plan.reason:
-            size = f"{plan.processing_size[1]}x{plan.processing_size[0]}"
-            self._report(f"{plan.reason} (running at {size})")
-        chunk_size = plan.chunk_size
+            self._report(f"{plan.reason} (running at {_size_text(plan.processing_size)})")
+        while True:
+            self.last_plan = plan
+            for line in plan.describe():
+                logger.debug("plan: %s", line)
+            consumed: list[np.ndarray] = []
+            started = False
+            try:
+                for item in self._run(lookahead, reference, plan, consumed):
+                    started = True
+                    yield item
+                return
+            except Exception as error:
+                if started or not (isinstance(error, OutOfDeviceMemoryError)
+                                   or is_out_of_memory(error)):
+                    raise
+                if max(plan.processing_size) <= MIN_PROCESSING_SIDE:
+                    raise OutOfDeviceMemoryError(
+                        "out of memory even at the smallest processing size; free device "
+                        "memory or use --device cpu") from None
+            release_cached_memory(self.device)
+            lookahead.unread(consumed)
+            smaller = _scaled(plan.processing_size, int(max(plan.processing_size) * 0.75))
+            self._report(f"out of memory at {_size_text(plan.processing_size)} with one frame: "
+                         f"processing at {_size_text(smaller)} instead, colour upsampled to the "
+                         "frame")
+            plan = replace(plan, processing_size=smaller, padded_size=_padded(smaller),
+                           chunk_size=1, reason="processing size lowered after running out of memory")
 
+    def _run(self, lookahead: "_Lookahead", reference: np.ndarray, plan: RunPlan,
+             consumed: list[np.ndarray]):
+        """One pass over the video with ``plan``; frames taken are appended to ``consumed``."""
+        import torch.nn.functional as F
+
+        from colorize.propagation import Padding, VideoPropagator
+
+        chunk_size = plan.chunk_size
         settings = self.config.memory
         propagator = VideoPropagator(self.network, settings.memory_config(),
                                      settings.schedule_config())
@@ -448,6 +482,8 @@ class ColorMNetColorizer:
             chunk = lookahead.take(chunk_size)
             if not chunk:
                 return
+            if index == 0:
+                consumed.extend(chunk)
             stack = np.stack(chunk)
             lab = self._to_lab(stack)
             luminance = lab[:, :1]
@@ -526,6 +562,10 @@ class _Lookahead:
                 self._buffer.append(next(self._iterator))
             except StopIteration:
                 self._done = True
+
+    def unread(self, frames: list[np.ndarray]) -> None:
+        """Put frames back in front, to run them again."""
+        self._buffer = list(frames) + self._buffer
 
     def peek(self) -> np.ndarray | None:
         self._fill(1)

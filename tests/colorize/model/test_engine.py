@@ -88,8 +88,9 @@ def test_out_of_memory_at_one_frame_is_a_clear_error(synthetic_weights_file, mon
         raise RuntimeError("CUDA error: out of memory")
 
     monkeypatch.setattr(colorizer.network, "encode_key", no_memory)
-    with pytest.raises(OutOfDeviceMemoryError, match="--max-side"):
+    with pytest.raises(OutOfDeviceMemoryError, match="smallest processing size"):
         list(colorizer.colorize(synthetic_video(2), colourful_reference()))
+    assert any("processing at" in event for event in colorizer.events)   # it tried smaller first
 
 
 @pytest.mark.parametrize("first_frame_mode", [True, False])
@@ -151,3 +152,22 @@ def test_fp16_is_refused_on_cpu(synthetic_weights_file):
 
     with pytest.raises(DeviceUnavailableError, match="--bf16"):
         build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu", precision="fp16"))
+
+
+def test_out_of_memory_at_one_frame_lowers_the_processing_size(synthetic_weights_file, monkeypatch):
+    size = (150, 250)                       # padded 224 x 336 at full size
+    frames, reference = synthetic_video(3, size=size), colourful_reference(size)
+    colorizer = build_colorizer(config(synthetic_weights_file, chunk_size=1))
+    real_encode = colorizer.network.encode_key
+
+    def small_device(images, *args, **kwargs):
+        # Only inputs up to 112 x 224 padded fit on this pretend device.
+        if images.shape[-2] * images.shape[-1] > 112 * 224:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_encode(images, *args, **kwargs)
+
+    monkeypatch.setattr(colorizer.network, "encode_key", small_device)
+    out = list(colorizer.colorize(frames, reference))
+    assert [o.shape for o in out] == [(*size, 3)] * 3        # every frame, at full size
+    assert colorizer.last_plan.padded_size == (112, 224)
+    assert any("processing at" in event for event in colorizer.events)
