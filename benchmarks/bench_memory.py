@@ -25,8 +25,9 @@ from typing import Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import (  # noqa: E402
-    GIB, MIB, RESULTS_DIR, FramePool, PeakSampler, colourful_reference, current_rss, environment,
-    load_average, markdown_table, process_max_rss, today, weights_file, write_atomic, write_json,
+    MIB, RESULTS_DIR, FramePool, OtherLoad, PeakSampler, colourful_reference, current_rss,
+    environment, load_average, markdown_table, process_max_rss, today, weights_file, write_atomic,
+    write_json,
 )
 
 logger = logging.getLogger("bench_memory")
@@ -76,8 +77,15 @@ def run(weights: Path, weights_label: str, args) -> dict:
 
     from colorize.engine import EngineConfig, build_colorizer
 
+    from dataclasses import replace
+
+    from colorize.engine import MemorySettings
+
+    memory = MemorySettings()
+    if args.long_term_elements is not None:
+        memory = replace(memory, max_long_term_elements=args.long_term_elements)
     colorizer = build_colorizer(EngineConfig(weights=weights, device=args.device,
-                                             precision=args.precision))
+                                             precision=args.precision, memory=memory))
     device = colorizer.device
     cuda = device.type == "cuda"
     height, width = args.height, args.width
@@ -90,7 +98,9 @@ def run(weights: Path, weights_label: str, args) -> dict:
         "environment": environment(name),
         "weights": weights_label,
         "settings": {"frames": args.frames, "size": f"{width}x{height}", "mode": args.mode,
-                     "precision": colorizer.precision, "every": args.every},
+                     "precision": colorizer.precision, "every": args.every,
+                     "max_long_term_elements": memory.max_long_term_elements,
+                     "num_prototypes": memory.num_prototypes},
         "samples": [],
     }
     stem = args.out / f"colorize_memory_{device.type}_{today()}"
@@ -101,16 +111,19 @@ def run(weights: Path, weights_label: str, args) -> dict:
         started = last_time = time.perf_counter()
         last_index = 0
         sampler.take_max_rss()
+        others = OtherLoad().start()
         for index, _ in enumerate(produce(pool.video(args.frames), reference), start=1):
             if index not in points:
                 continue
             now = time.perf_counter()
+            others.stop()
             sample = {
                 "frame": index,
                 "elapsed_s": now - started,
                 "s_per_frame": (now - last_time) / (index - last_index),
                 "rss_mb": current_rss() / MIB,
                 "peak_rss_since_last_sample_mb": sampler.take_max_rss() / MIB,
+                "other_processes_cpu_share": others.share,
                 **_bank(seen),
             }
             if cuda:
@@ -121,6 +134,7 @@ def run(weights: Path, weights_label: str, args) -> dict:
             logger.info("frame %d: %.0f MB RSS, %.3f s/frame", index, sample["rss_mb"],
                         sample["s_per_frame"])
             last_time, last_index = now, index
+            others = OtherLoad().start()
             if index in MILESTONES or len(document["samples"]) % 5 == 0:
                 _write(document, stem)
     document["summary"] = _summary(document["samples"], cuda)
@@ -141,10 +155,11 @@ def _summary(samples: list[dict], cuda: bool) -> dict:
     summary = {
         "from_frame": first["frame"], "to_frame": samples[-1]["frame"],
         "rss_at_start_mb": first["rss_mb"],
+        "rss_peak_at_start_mb": first["peak_rss_since_last_sample_mb"],
         "rss_max_after_mb": max(s["peak_rss_since_last_sample_mb"] for s in after[1:] or after),
         "rss_end_mb": samples[-1]["rss_mb"],
     }
-    summary["rss_growth_mb"] = summary["rss_max_after_mb"] - first["peak_rss_since_last_sample_mb"]
+    summary["rss_growth_mb"] = summary["rss_max_after_mb"] - summary["rss_peak_at_start_mb"]
     if cuda:
         summary.update(cuda_allocated_start_mib=first["cuda_allocated_mib"],
                        cuda_allocated_end_mib=samples[-1]["cuda_allocated_mib"],
@@ -170,13 +185,15 @@ def _markdown(document: dict) -> str:
         "",
     ]
     cuda = any("cuda_allocated_mib" in s for s in document["samples"])
-    headers = ["frame", "elapsed s", "s/frame", "RSS MB", "peak RSS since last MB",
+    headers = ["frame", "elapsed s", "s/frame", "others' CPU", "RSS MB", "peak RSS since last MB",
                "working elements", "long-term elements", "consolidations", "prunings"]
     if cuda:
         headers += ["CUDA allocated MiB", "CUDA reserved MiB", "CUDA max allocated MiB"]
     rows = []
     for s in document["samples"]:
-        row = [s["frame"], s["elapsed_s"], s["s_per_frame"], round(s["rss_mb"]),
+        share = s.get("other_processes_cpu_share")
+        row = [s["frame"], s["elapsed_s"], s["s_per_frame"],
+               None if share is None else f"{100 * share:.0f}%", round(s["rss_mb"]),
                round(s["peak_rss_since_last_sample_mb"]), s.get("working_elements"),
                s.get("long_term_elements"), s.get("consolidations"), s.get("prunings")]
         if cuda:
@@ -187,15 +204,29 @@ def _markdown(document: dict) -> str:
     summary = document.get("summary")
     if summary:
         lines += ["", f"From frame {summary['from_frame']} to {summary['to_frame']}: peak RSS "
-                  f"{summary['rss_max_after_mb']:.0f} MB after it against "
-                  f"{summary['rss_at_start_mb']:.0f} MB at it (growth "
-                  f"{summary['rss_growth_mb']:+.0f} MB of peaks); RSS at the end "
-                  f"{summary['rss_end_mb']:.0f} MB."]
+                  f"{summary['rss_max_after_mb']:.0f} MB after frame {summary['from_frame']} "
+                  f"against {summary['rss_peak_at_start_mb']:.0f} MB up to it (growth "
+                  f"{summary['rss_growth_mb']:+.0f} MB); RSS {summary['rss_at_start_mb']:.0f} MB "
+                  f"at frame {summary['from_frame']} and {summary['rss_end_mb']:.0f} MB "
+                  "at the end."]
         if "cuda_allocated_start_mib" in summary:
             lines.append(f"CUDA allocated {summary['cuda_allocated_start_mib']:.0f} MiB at "
                          f"frame {summary['from_frame']}, "
                          f"{summary['cuda_allocated_end_mib']:.0f} MiB at the end; max allocated "
                          f"{summary['cuda_max_allocated_mib']:.0f} MiB.")
+    bound = settings.get("max_long_term_elements")
+    room = settings.get("num_prototypes", 128)
+    full = [s for s in document["samples"]
+            if bound and (s.get("long_term_elements") or 0) + room >= bound]
+    if bound and full:
+        largest = max(s["long_term_elements"] + s["working_elements"] for s in full)
+        lines.append(f"The long-term memory reached its bound ({bound} elements, less room for "
+                     f"one consolidation) by frame {full[0]['frame']}; after that the bank held "
+                     f"at most {largest} elements.")
+    elif bound:
+        lines.append(f"The long-term memory did not reach its bound ({bound} elements) in this "
+                     "run: a longer video (or a smaller --long-term-elements) shows the bounded "
+                     "part.")
     if document.get("events"):
         lines.append("Engine events: " + "; ".join(document["events"]))
     return "\n".join(lines) + "\n"
@@ -217,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int,
                         help="video length (default 10000 on GPU, 2000 on CPU)")
     parser.add_argument("--every", type=int, help="sample every N frames (default frames / 20)")
+    parser.add_argument("--long-term-elements", type=int,
+                        help="long-term memory bound (default: the official 10000)")
     parser.add_argument("--mode", choices=("colorize", "predict"), default="colorize",
                         help="end to end to RGB arrays (default) or the model only")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)

@@ -241,11 +241,17 @@ class OtherLoad:
         return times.user + times.system
 
     def __enter__(self) -> "OtherLoad":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> "OtherLoad":
         self._busy, self._own = self._busy_seconds(), self._own_seconds()
         self._wall = time.perf_counter()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         busy = self._busy_seconds()
         if busy is None or self._busy is None:
             return
