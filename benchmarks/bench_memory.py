@@ -103,7 +103,9 @@ def run(weights: Path, weights_label: str, args) -> dict:
                      "num_prototypes": memory.num_prototypes},
         "samples": [],
     }
-    stem = args.out / f"colorize_memory_{device.type}_{today()}"
+    # A non-default bound gets its own file name, so it never replaces the default run.
+    suffix = "" if args.long_term_elements is None else f"_lt{args.long_term_elements}"
+    stem = args.out / f"colorize_memory_{device.type}_{today()}{suffix}"
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     with observed_propagators() as seen, PeakSampler(interval=0.05) as sampler:
