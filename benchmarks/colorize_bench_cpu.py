@@ -482,9 +482,9 @@ def _cpu_plot(document: dict, path: Path) -> None:
         axis.bar([i + offset * width for i in range(len(sizes))], heights, width, label=name)
     if "448x448" in sizes:
         i = sizes.index("448x448")
-        for goal, style in ((CPU_GOALS["fp32_448_s_per_frame"], "--"),
-                            (CPU_GOALS["bf16_448_s_per_frame"], ":")):
-            axis.hlines(goal, i - 0.1, i + 0.9, colors="black", linestyles=style)
+        for goal, style, name in ((CPU_GOALS["fp32_448_s_per_frame"], "--", "goal fp32"),
+                                  (CPU_GOALS["bf16_448_s_per_frame"], ":", "goal bf16")):
+            axis.hlines(goal, i - 0.1, i + 0.9, colors="black", linestyles=style, label=name)
     axis.set_xticks([i + 0.4 - width / 2 for i in range(len(sizes))], sizes)
     axis.set_ylabel("s/frame end to end (lower is better)")
     axis.set_title(f"colorize CPU, {document['environment']['cpu'][:40]}")
