@@ -60,6 +60,38 @@ class CrossChannelAttention(nn.Module):
         return self.to_out((attn.to(v.dtype) @ v).reshape(batch, -1, height, width))
 
 
+def conv3x3_of_upsampled(x: torch.Tensor, conv: nn.Conv2d, scale: int) -> torch.Tensor:
+    """``conv(bilinear_upsample(x, scale))`` for a 3x3, padding-1 conv, without upsampling ``x``.
+
+    A 3x3 conv is nine 1x1 channel mixes, each read at a shifted position. Channel mixing and
+    bilinear resampling commute exactly (one acts across channels, the other within each
+    channel), so each tap's 1x1 mix runs at the low resolution, on 1536 channels, and only its
+    narrow output (``out_channels`` wide) is upsampled and shifted into place; positions shifted
+    in from outside the frame contribute zero, as the conv's zero padding does. Same maths as
+    the direct form, in a different summation order; for ``fuse3`` (1536 -> 256 channels, x4)
+    it needs 6 instead of 89 GFLOP at 448x448 and never builds the 1536-channel upsampled map.
+    """
+    if scale == 1:
+        return conv(x)
+    out_channels = conv.out_channels
+    height, width = x.shape[-2] * scale, x.shape[-1] * scale
+    bias = conv.bias.view(1, -1, 1, 1).to(x.dtype)
+    out = bias.expand(x.shape[0], -1, height, width).clone()
+    for ky in range(3):
+        # The three taps of one kernel row as one 1x1 conv: (3 * out, in, 1, 1).
+        row_weight = conv.weight[:, :, ky, :].permute(2, 0, 1).reshape(3 * out_channels, -1, 1, 1)
+        mixed = F.conv2d(x, row_weight.to(x.dtype))
+        upsampled = F.interpolate(mixed, scale_factor=float(scale), mode="bilinear",
+                                  align_corners=False)
+        dy = ky - 1
+        for kx in range(3):
+            dx = kx - 1
+            tap = upsampled[:, kx * out_channels:(kx + 1) * out_channels]
+            out[:, :, max(0, -dy):height - max(0, dy), max(0, -dx):width - max(0, dx)] += \
+                tap[:, :, max(0, dy):height - max(0, -dy), max(0, dx):width - max(0, -dx)]
+    return out
+
+
 class Fuse(nn.Module):
     """Merge DINOv2 features (``enc``, queries) into a ResNet feature of width ``dim`` (``dnc``)."""
 
@@ -71,8 +103,9 @@ class Fuse(nn.Module):
         self.crossattn = CrossChannelAttention(dim)
         self.norm3 = LayerNorm2d(dim)
 
-    def forward(self, enc: torch.Tensor, dnc: torch.Tensor) -> torch.Tensor:
-        encoded = self.encode_enc(enc)
+    def forward(self, enc: torch.Tensor, dnc: torch.Tensor, upsample: int = 1) -> torch.Tensor:
+        """``enc`` is taken bilinearly upsampled by ``upsample`` to ``dnc``'s size."""
+        encoded = conv3x3_of_upsampled(enc, self.encode_enc, upsample)
         fused = self.crossattn(self.norm1(encoded), self.norm2(dnc)) + encoded
         return F.relu(self.norm3(fused))
 
@@ -110,8 +143,8 @@ class KeyEncoder(nn.Module):
         f16 = self.layer3(f8)
         dino = self.network2(image)
         g16 = self.fuse1(dino, f16)
-        g8 = self.fuse2(F.interpolate(dino, scale_factor=2.0, mode="bilinear", align_corners=False), f8)
-        g4 = self.fuse3(F.interpolate(dino, scale_factor=4.0, mode="bilinear", align_corners=False), f4)
+        g8 = self.fuse2(dino, f8, upsample=2)
+        g4 = self.fuse3(dino, f4, upsample=4)
         return MultiScaleFeatures(g16, g8, g4)
 
 
