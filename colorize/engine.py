@@ -214,9 +214,10 @@ def plan_for(config: EngineConfig, frame_size: tuple[int, int]) -> RunPlan:
     return make_plan(config, frame_size, device, memory_budget(device, config.memory_limit_bytes))
 
 
-# Multiply-adds x 2 per padded input pixel for one frame (FLOP counter on the official modules:
-# about 490 GFLOP at 448x448, key encoder ~60%, decoder ~40%).
-FLOP_PER_PIXEL = 2.45e6
+# Multiply-adds x 2 per padded input pixel for one frame, value encoding averaged over the
+# memory frames (torch's FLOP counter on our modules at 448x448: key 180 G, decode 182 G,
+# value 71 G every 5th frame, 376 G per frame; the official modules need about 490 G).
+FLOP_PER_PIXEL = 1.875e6
 # Sustained convolution throughput assumed for the rough time estimate of --plan.
 ASSUMED_FLOPS = {"cpu": 70e9, "mps": 3e12, "cuda-fp32": 25e12, "cuda-half": 80e12}
 
