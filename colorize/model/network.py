@@ -37,10 +37,6 @@ class KeyFeatures:
         return KeyFeatures(*(t[index:index + 1] for t in (
             self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)))
 
-    def to(self, device: torch.device) -> "KeyFeatures":
-        return KeyFeatures(*(t.to(device, non_blocking=True) for t in (
-            self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)))
-
 
 class ColorMNet(nn.Module):
     def __init__(self, config: ModelConfig | None = None) -> None:
