@@ -9,13 +9,16 @@ code (:class:`runner.errors.ExitCode`), listed in ``--help``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -226,7 +229,9 @@ def execute(source: str | Path | dict[str, Any], options: RunOptions,
         if options.no_wait:
             reporter.result(None, None, None, prompt_id, queued_only=True)
             return ExitCode.SUCCESS
-        result = client.wait(prompt_id, timeout=deadline.remaining(), on_event=reporter.event, workflow=prepared.api)
+        with _ctrl_c_requests_cancel(client):
+            result = client.wait(prompt_id, timeout=deadline.remaining(), on_event=reporter.event,
+                                 workflow=prepared.api)
         manifest = None
         out_dir = options.out if options.out is not None else Path("comfy-outputs") / prompt_id
         if result.outputs:  # failed runs keep outputs of nodes that finished first: bring them back too
@@ -247,6 +252,30 @@ def execute(source: str | Path | dict[str, Any], options: RunOptions,
         return int(exc.exit_code)
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def _ctrl_c_requests_cancel(client: ComfyClient) -> Iterator[None]:
+    """While waiting, the first Ctrl-C asks the client to cancel at a safe point of its loop
+    (a KeyboardInterrupt raised inside the socket library could be swallowed there); a second
+    Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    requested = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
+        client.request_cancel()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # ---------------------------------------------------------------------------- click

@@ -27,6 +27,7 @@ import json
 import logging
 import random
 import struct
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -257,6 +258,8 @@ class ComfyClient:
         self._ws_next_attempt = 0.0
         self._ws_ever_open = False
         self._backlog: dict[str, deque[Any]] = defaultdict(lambda: deque(maxlen=10000))
+        # Set from a signal handler (or another thread): the watch loop stops at its next turn.
+        self._cancel_requested = threading.Event()
         self._graphs: dict[str, dict[str, Any]] = {}
         self._notes: list[ConnectionNote] = []
 
@@ -478,6 +481,11 @@ class ComfyClient:
             raise RunTimeoutError(f"timed out while submitting the prompt ({last_error})")
         raise last_error
 
+    def request_cancel(self) -> None:
+        """Ask a running :meth:`wait` / :meth:`watch` to cancel its prompt at the next turn of its
+        loop (within one poll interval). Safe to call from a signal handler or another thread."""
+        self._cancel_requested.set()
+
     def cancel(self, prompt_id: str) -> str:
         """Cancel only our prompt: delete it from the queue and interrupt it if running.
 
@@ -576,6 +584,11 @@ class ComfyClient:
         next_poll = time.monotonic() + (self.poll_interval if self.use_websocket else 0.0)
         polls_without_trace = 0
         while True:
+            if self._cancel_requested.is_set():
+                # Raised here, at a known point of our own loop, rather than wherever the signal
+                # happened to land (inside the socket library, a lock, a half-read reply).
+                self._cancel_requested.clear()
+                raise KeyboardInterrupt
             now = time.monotonic()
             if deadline.expired():
                 state = self.cancel(prompt_id)
