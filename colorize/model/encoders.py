@@ -161,7 +161,8 @@ class KeyProjection(nn.Module):
         return self.key_proj(f16)
 
     def shrinkage(self, f16: torch.Tensor) -> torch.Tensor:
-        return self.d_proj(f16) ** 2 + 1
+        # Squared in float32: a half-precision square overflows above 256.
+        return self.d_proj(f16).float() ** 2 + 1
 
     def selection(self, f16: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.e_proj(f16))
