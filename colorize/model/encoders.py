@@ -14,6 +14,7 @@ from colorize.model.layers import (
     FeatureFusionBlock,
     HiddenGRU,
     LayerNorm2d,
+    derived_weight,
     fold_objects,
     unfold_objects,
 )
@@ -79,7 +80,9 @@ def conv3x3_of_upsampled(x: torch.Tensor, conv: nn.Conv2d, scale: int) -> torch.
     out = bias.expand(x.shape[0], -1, height, width).clone()
     for ky in range(3):
         # The three taps of one kernel row as one 1x1 conv: (3 * out, in, 1, 1).
-        row_weight = conv.weight[:, :, ky, :].permute(2, 0, 1).reshape(3 * out_channels, -1, 1, 1)
+        row_weight = derived_weight(
+            conv, ("taps", ky),
+            lambda w: w[:, :, ky, :].permute(2, 0, 1).reshape(3 * out_channels, -1, 1, 1).contiguous())
         mixed = F.conv2d(x, row_weight.to(x.dtype))
         upsampled = F.interpolate(mixed, scale_factor=float(scale), mode="bilinear",
                                   align_corners=False)

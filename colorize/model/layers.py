@@ -110,15 +110,25 @@ def _conv_part(conv: nn.Conv2d, x: torch.Tensor, start: int, stop: int | None,
     The sliced weight is kept contiguous in a cache on the conv (weights are frozen at
     inference); re-slicing on every call costs a weight copy inside the convolution.
     """
-    weight = conv.weight
-    cache = conv.__dict__.setdefault("_part_cache", {})
-    key = (start, stop, weight.dtype, weight.device, weight._version, weight.data_ptr())
-    part = cache.get(key)
-    if part is None:
-        if len(cache) >= 4:   # stale entries from an earlier device or dtype
-            cache.clear()
-        part = cache[key] = weight[:, start:stop].contiguous()
+    part = derived_weight(conv, ("part", start, stop), lambda w: w[:, start:stop].contiguous())
     return F.conv2d(x, part, conv.bias if with_bias else None, conv.stride, conv.padding)
+
+
+def derived_weight(conv: nn.Conv2d, name: tuple, build) -> torch.Tensor:
+    """``build(conv.weight)``, kept on the conv until its weight changes (device, dtype, data).
+
+    Weights are frozen at inference, so rearranged copies of them are made once per run
+    instead of once per frame.
+    """
+    weight = conv.weight
+    cache = conv.__dict__.setdefault("_derived_weights", {})
+    key = (name, weight.dtype, weight.device, weight._version, weight.data_ptr())
+    derived = cache.get(key)
+    if derived is None:
+        if len(cache) >= 8:   # stale entries from an earlier device or dtype
+            cache.clear()
+        derived = cache[key] = build(weight)
+    return derived
 
 
 class ChannelGate(nn.Module):
