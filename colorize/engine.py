@@ -206,11 +206,12 @@ def make_plan(config: EngineConfig, frame_size: tuple[int, int], device, budget)
     )
 
 
-def plan_for(config: EngineConfig, frame_size: tuple[int, int]) -> RunPlan:
-    """The plan a run with ``config`` would follow, without loading the model."""
+def plan_for(config: EngineConfig, frame_size: tuple[int, int], device=None) -> RunPlan:
+    """The plan a run with ``config`` would follow on ``device`` (default: the one ``config``
+    asks for), from the memory free now; the model need not be loaded."""
     from colorize.devices import choose_device, memory_budget
 
-    device = choose_device(config.device)
+    device = device if device is not None else choose_device(config.device)
     return make_plan(config, frame_size, device, memory_budget(device, config.memory_limit_bytes))
 
 
@@ -349,10 +350,7 @@ class ColorMNetColorizer:
     # -- public --------------------------------------------------------------------------------
 
     def plan(self, frame_size: tuple[int, int]) -> RunPlan:
-        from colorize.devices import memory_budget
-
-        budget = memory_budget(self.device, self.config.memory_limit_bytes)
-        return make_plan(self.config, frame_size, self.device, budget)
+        return plan_for(self.config, frame_size, self.device)
 
     def colorize(self, frames: Iterable[np.ndarray], reference: np.ndarray) -> Iterator[np.ndarray]:
         """RGB frames in, RGB frames out; decode, compute and the caller's encode overlap.
@@ -520,8 +518,6 @@ class ColorMNetColorizer:
 
     def _encode_keys(self, images, chunk_size: int):
         """Key-encode a chunk, halving the sub-batch on out-of-memory until one frame fits."""
-        import torch
-
         from colorize.devices import is_out_of_memory, release_cached_memory
         from colorize.model import KeyFeatures
 
@@ -542,11 +538,7 @@ class ColorMNetColorizer:
                         "or on a device with more free memory") from None
                 chunk_size = max(1, size // 2)
                 self._report(f"out of memory with {size} frames per chunk: retrying with {chunk_size}")
-        if len(parts) == 1:
-            return parts[0], chunk_size
-        merged = KeyFeatures(*(torch.cat(tensors, dim=0) for tensors in zip(*(
-            (p.key, p.shrinkage, p.selection, p.f16, p.f8, p.f4) for p in parts))))
-        return merged, chunk_size
+        return (parts[0] if len(parts) == 1 else KeyFeatures.cat(parts)), chunk_size
 
 
 class _Lookahead:

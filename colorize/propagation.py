@@ -118,8 +118,7 @@ class VideoPropagator:
         if self.frame_index < 0:
             raise RuntimeError("start the video with a reference before stepping")
         self.frame_index += 1
-        t = self.frame_index
-        is_memory = (t - self.last_memory_index >= self.schedule.mem_every) and not is_last
+        is_memory = self._is_memory_frame(self.frame_index, is_last)
         is_deep = self._is_deep(is_memory, is_last)
         is_normal = self._is_normal(is_deep, is_last)
         readout = self.memory.read(features.key, features.selection)
@@ -132,10 +131,12 @@ class VideoPropagator:
 
     def needs_shrinkage(self, is_last: bool) -> bool:
         """Whether the next :meth:`step` will memorise its frame (and so needs its shrinkage)."""
-        t = self.frame_index + 1
-        return (t - self.last_memory_index >= self.schedule.mem_every) and not is_last
+        return self._is_memory_frame(self.frame_index + 1, is_last)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _is_memory_frame(self, t: int, is_last: bool) -> bool:
+        return (t - self.last_memory_index >= self.schedule.mem_every) and not is_last
 
     def _is_deep(self, is_memory: bool, is_last: bool) -> bool:
         every = self.schedule.deep_update_every

@@ -32,10 +32,17 @@ class KeyFeatures:
     f8: torch.Tensor         # (B, 512, 2h, 2w)
     f4: torch.Tensor         # (B, 256, 4h, 4w)
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)
+
     def frame(self, index: int) -> "KeyFeatures":
         """The features of one frame of the batch, keeping a batch axis of 1."""
-        return KeyFeatures(*(t[index:index + 1] for t in (
-            self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)))
+        return KeyFeatures(*(t[index:index + 1] for t in self.tensors()))
+
+    @classmethod
+    def cat(cls, parts: list["KeyFeatures"]) -> "KeyFeatures":
+        """Batches encoded separately, joined along the batch axis."""
+        return cls(*(torch.cat(tensors, dim=0) for tensors in zip(*(p.tensors() for p in parts))))
 
 
 class ColorMNet(nn.Module):
