@@ -248,13 +248,14 @@ def build_colorizer(config: EngineConfig) -> "ColorMNetColorizer":
     """Load the checkpoint and build the ColorMNet colorizer described by ``config``."""
     import torch
 
-    from colorize.devices import choose_device, configure_cpu_threads
+    from colorize.devices import choose_device, configure_cpu_threads, keep_freed_host_memory
     from colorize.model import ColorMNet
 
     device = choose_device(config.device)
     precision = resolve_precision(config.precision, device)
     if device.type == "cpu":
         configure_cpu_threads()
+        keep_freed_host_memory()
     started = time.perf_counter()
     state_dict = _load_state_dict(config.weights)
     try:
