@@ -3,7 +3,7 @@
 Pure tensor logic, batch size 1, both colour channels in one group (the official code's
 multi-object bookkeeping reduces to a single group for ColorMNet). Elements are stride-16
 positions of memory frames. Values are stored transposed, one row per element, so the top-k
-readout gathers 30 rows per query instead of multiplying by a dense, mostly-zero affinity.
+readout sums 30 weighted rows per query instead of multiplying by a dense, mostly-zero affinity.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 # Life counters start slightly above zero so that use / life is defined for fresh elements.
 INITIAL_LIFE = 1e-7
@@ -93,20 +94,32 @@ class _Store:
         return self.use / self.life
 
 
+def memory_operand(memory_keys: torch.Tensor, memory_shrinkage: torch.Tensor) -> torch.Tensor:
+    """The memory side of :func:`similarity`: ``(2*CK + 1, N)`` float32, fixed per element."""
+    keys = memory_keys.float()
+    factor = memory_shrinkage.float()[None, :] / math.sqrt(keys.shape[0])
+    return torch.cat((-keys.pow(2), 2 * keys, torch.ones_like(keys[:1])), 0) * factor
+
+
+def query_operand(query_keys: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
+    """The query side of :func:`similarity`: ``(Q, 2*CK + 1)`` float32."""
+    keys, selection = query_keys.float(), query_selection.float()
+    b_sq = (selection * keys.pow(2)).sum(0, keepdim=True)
+    return torch.cat((selection, keys * selection, -b_sq), 0).t()
+
+
 def similarity(memory_keys: torch.Tensor, memory_shrinkage: torch.Tensor,
                query_keys: torch.Tensor, query_selection: torch.Tensor) -> torch.Tensor:
-    """Negative shrunk, selection-weighted squared distance: ``(N, Q)``.
+    """Negative shrunk, selection-weighted squared distance: ``(Q, N)``, one row per query.
 
-    Computed in the expanded form ``(-|mk|^2.qe + 2 mk.(qk*qe) - qe.qk^2) * ms / sqrt(CK)``, as
-    the checkpoint was trained with; it differs from the direct form in the last bits.
+    The expanded form ``(-|mk|^2.qe + 2 mk.(qk*qe) - qe.qk^2) * ms / sqrt(CK)``, as the
+    checkpoint was trained with (it differs from the direct form in the last bits), written as
+    one matrix product over ``2*CK + 1`` stacked channels with ``ms / sqrt(CK)`` folded into the
+    memory side: no elementwise pass over the ``Q x N`` scores, and a memory side that is
+    computed once per stored element rather than once per frame. Query rows make the top-k run
+    along contiguous memory.
     """
-    scale = math.sqrt(memory_keys.shape[0])
-    memory_keys, memory_shrinkage = memory_keys.float(), memory_shrinkage.float()
-    query_keys, query_selection = query_keys.float(), query_selection.float()
-    a_sq = memory_keys.pow(2).t() @ query_selection
-    two_ab = 2 * (memory_keys.t() @ (query_keys * query_selection))
-    b_sq = (query_selection * query_keys.pow(2)).sum(0, keepdim=True)
-    return (-a_sq + two_ab - b_sq) * memory_shrinkage[:, None] / scale
+    return query_operand(query_keys, query_selection) @ memory_operand(memory_keys, memory_shrinkage)
 
 
 class MemoryBank:
@@ -124,6 +137,9 @@ class MemoryBank:
         self.hidden: torch.Tensor | None = None
         self.compressions = 0
         self.prunings = 0
+        # [long; work] joined for reading, rebuilt only after a write (every mem_every frames),
+        # not concatenated on every read.
+        self._joined: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -139,6 +155,7 @@ class MemoryBank:
         keys = key.reshape(key.shape[1], positions)
         values = value.reshape(-1, positions).t()
         sel = selection.reshape(selection.shape[1], positions) if self.work.with_selection else None
+        self._joined = None
         self.work.append(keys, shrinkage.reshape(positions), values, sel)
 
         c = self.config
@@ -166,13 +183,13 @@ class MemoryBank:
         proto_keys = cand_keys[:, picked]
         proto_selection = work.selection[:, start:end][:, picked]
         # Each prototype gathers candidates by a plain softmax over all candidates.
-        weights = similarity(cand_keys, cand_shrinkage, proto_keys, proto_selection).softmax(dim=0)
-        proto_values = weights.t().to(cand_values.dtype) @ cand_values
-        proto_shrinkage = cand_shrinkage[None, :].to(weights.dtype) @ weights
+        weights = similarity(cand_keys, cand_shrinkage, proto_keys, proto_selection).softmax(dim=1)
+        proto_values = weights.to(cand_values.dtype) @ cand_values
+        proto_shrinkage = weights @ cand_shrinkage.to(weights.dtype)
         keep = torch.ones(work.size, dtype=torch.bool, device=work.keys.device)
         keep[start:end] = False
         work.keep(keep)
-        self.long.append(proto_keys, proto_shrinkage[0].to(cand_shrinkage.dtype), proto_values, None)
+        self.long.append(proto_keys, proto_shrinkage.to(cand_shrinkage.dtype), proto_values, None)
         self.compressions += 1
 
     def _prune_long_term(self, target_size: int) -> None:
@@ -200,35 +217,45 @@ class MemoryBank:
     def _read(self, key: torch.Tensor, selection: torch.Tensor) -> torch.Tensor:
         _, channels, height, width = key.shape
         positions = height * width
-        query_keys = key.reshape(channels, positions)
-        query_selection = selection.reshape(channels, positions)
-        parts = [store for store in (self.long, self.work) if store.size > 0]
-        total = sum(store.size for store in parts)
+        query = query_operand(key.reshape(channels, positions), selection.reshape(channels, positions))
+        operand, values = self._joined_memory()
+        total = values.shape[0]
         top_k = min(self.config.top_k, total)
-        values = parts[0].values if len(parts) == 1 else torch.cat([s.values for s in parts], 0)
         usage = torch.zeros(total, dtype=torch.float32, device=key.device)
         block = max(1, self.config.readout_block_elements // total)
         out = values.new_empty(positions, values.shape[1])
         for begin in range(0, positions, block):
             stop = min(positions, begin + block)
-            scores = torch.cat([
-                similarity(s.keys, s.shrinkage, query_keys[:, begin:stop], query_selection[:, begin:stop])
-                for s in parts
-            ], dim=0)
-            top_scores, top_index = torch.topk(scores, k=top_k, dim=0, sorted=True)
+            scores = query[begin:stop] @ operand
+            top_scores, top_index = torch.topk(scores, k=top_k, dim=1, sorted=True)
             del scores
             # No max subtraction: this is how the checkpoint was trained and evaluated.
-            weights = top_scores.float().exp()
-            weights /= weights.sum(0, keepdim=True)
-            gathered = values.index_select(0, top_index.t().reshape(-1))
-            gathered = gathered.view(stop - begin, top_k, -1)
-            out[begin:stop] = torch.bmm(weights.t().unsqueeze(1).to(values.dtype), gathered)[:, 0]
+            weights = top_scores.exp()
+            weights /= weights.sum(1, keepdim=True)
+            # Weighted sum of each query's top-k value rows, without building the gathered
+            # (queries x k x channels) block (96 MB per frame at 448x448).
+            out[begin:stop] = F.embedding_bag(top_index, values, mode="sum",
+                                              per_sample_weights=weights.to(values.dtype))
             usage.index_add_(0, top_index.reshape(-1), weights.reshape(-1))
         if self.config.enable_long_term:
             self.work.add_usage(usage[total - self.work.size:])
             if self.long.size:
                 self.long.add_usage(usage[:self.long.size])
         return out.t().reshape(1, 2, -1, height, width)
+
+    def _joined_memory(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Similarity operand ``(2*CK + 1, N)`` and values ``(N, CV_total)`` of [long; work]."""
+        if self._joined is None:
+            parts = [store for store in (self.long, self.work) if store.size > 0]
+            operand = torch.cat([memory_operand(s.keys, s.shrinkage) for s in parts], 1)
+            if len(parts) == 1:
+                values = parts[0].values
+            else:
+                values = torch.cat([s.values for s in parts], 0)
+                # The stores keep views of the joined copy, so values are held once.
+                self.long.values, self.work.values = values[:self.long.size], values[self.long.size:]
+            self._joined = (operand, values)
+        return self._joined
 
     @property
     def size(self) -> int:

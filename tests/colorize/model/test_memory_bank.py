@@ -47,7 +47,7 @@ def test_similarity_is_the_negative_weighted_distance():
     ms, qe = torch.rand(5, generator=g) + 1, torch.rand(CK, 7, generator=g)
     direct = -(ms[:, None] * (qe[:, None, :] * (mk[:, :, None] - qk[:, None, :]) ** 2).sum(0)) \
         / math.sqrt(CK)
-    torch.testing.assert_close(similarity(mk, ms, qk, qe), direct, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(similarity(mk, ms, qk, qe), direct.t(), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("long_term", [True, False])
@@ -111,7 +111,7 @@ def test_prototype_values_are_softmax_weighted_candidates():
     cv, ce = value.reshape(2 * CV, HW), selection.reshape(CK, HW)
     order = torch.arange(HW)   # all usages equal (zero): topk order is implementation's
     picked = [int((ck.t() == k).all(1).nonzero()[0]) for k in bank.long.keys.t()]
-    weights = similarity(ck, cs, ck[:, picked], ce[:, picked]).softmax(0)
+    weights = similarity(ck, cs, ck[:, picked], ce[:, picked]).softmax(1).t()
     torch.testing.assert_close(bank.long.values, (cv @ weights).t(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(bank.long.shrinkage, cs @ weights, atol=1e-5, rtol=1e-5)
     assert sorted(picked) == order.tolist()
