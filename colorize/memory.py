@@ -153,7 +153,7 @@ class MemoryBank:
         elif positions != self.elements_per_frame:
             raise ValueError("every memory frame of a video must have the same size")
         keys = key.reshape(key.shape[1], positions)
-        values = value.reshape(-1, positions).t()
+        values = value.reshape(-1, positions).t().contiguous()   # rows are read by index
         sel = selection.reshape(selection.shape[1], positions) if self.work.with_selection else None
         self._joined = None
         self.work.append(keys, shrinkage.reshape(positions), values, sel)

@@ -15,6 +15,7 @@ from colorize.model.layers import (
     FeatureFusionBlock,
     HiddenGRU,
     LayerNorm2d,
+    stem_max_pool,
     derived_weight,
     fold_objects,
     unfold_objects,
@@ -149,7 +150,6 @@ class KeyEncoder(nn.Module):
         trunk = resnet.resnet50(weights=None)
         self.conv1 = trunk.conv1
         self.bn1 = trunk.bn1
-        self.maxpool = trunk.maxpool
         self.res2 = trunk.layer1
         self.layer2 = trunk.layer2
         self.layer3 = trunk.layer3
@@ -159,7 +159,7 @@ class KeyEncoder(nn.Module):
         self.fuse3 = Fuse(DINO_CHANNELS, 256)
 
     def forward(self, image: torch.Tensor) -> MultiScaleFeatures:
-        x = self.maxpool(F.relu(self.bn1(self.conv1(image))))
+        x = stem_max_pool(F.relu(self.bn1(self.conv1(image))))
         f4 = self.res2(x)
         f8 = self.layer2(f4)
         f16 = self.layer3(f8)
@@ -199,7 +199,6 @@ class ValueEncoder(nn.Module):
         # Three L channels, the object's own colour channel and the other one.
         self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = trunk.bn1
-        self.maxpool = trunk.maxpool
         self.layer1 = trunk.layer1
         self.layer2 = trunk.layer2
         self.layer3 = trunk.layer3
@@ -221,7 +220,7 @@ class ValueEncoder(nn.Module):
             other.unsqueeze(2),
         ), dim=2)
         x = fold_objects(per_object)
-        x = F.relu(self.maxpool(self.bn1(self.conv1(x))))
+        x = F.relu(stem_max_pool(self.bn1(self.conv1(x))))
         x = self.layer3(self.layer2(self.layer1(x)))
         g = unfold_objects(x, num_objects)
         value = self.fuser(f16, g)

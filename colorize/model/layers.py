@@ -41,6 +41,21 @@ def resize_group(g: torch.Tensor, scale: float, mode: str) -> torch.Tensor:
     return unfold_objects(resized, num_objects)
 
 
+def stem_max_pool(x: torch.Tensor) -> torch.Tensor:
+    """The ResNet stem's 3x3, stride-2, padding-1 max pool, as two separable strided maxima.
+
+    Bitwise the same as ``F.max_pool2d(x, 3, 2, 1)`` (a max is exact in any order), about 5x
+    faster on CPU, where the library kernel also computes the argmax indices.
+    """
+    height, width = x.shape[-2:]
+    out_h, out_w = (height - 1) // 2 + 1, (width - 1) // 2 + 1
+    padded = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    cols = torch.maximum(padded[..., 0:2 * out_w:2], padded[..., 1:2 * out_w + 1:2])
+    cols = torch.maximum(cols, padded[..., 2:2 * out_w + 2:2], out=cols)
+    out = torch.maximum(cols[..., 0:2 * out_h:2, :], cols[..., 1:2 * out_h + 1:2, :])
+    return torch.maximum(out, cols[..., 2:2 * out_h + 2:2, :], out=out)
+
+
 class LayerNorm2d(nn.Module):
     """Per-pixel LayerNorm over channels, written out as mean, biased variance, divide by sqrt.
 

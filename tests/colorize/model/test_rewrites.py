@@ -1,5 +1,5 @@
-"""Rewritten computations equal the direct forms they replace (float64, so only the summation
-order can differ)."""
+"""Rewritten computations equal the direct forms they replace: in float64 where only the
+summation order differs, bitwise where nothing can."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize.model.encoders import conv3x3_of_upsampled
-from colorize.model.layers import GroupResBlock, broadcast_cat
+from colorize.model.layers import GroupResBlock, broadcast_cat, stem_max_pool
 
 
 @pytest.mark.parametrize("scale", [2, 4])
@@ -35,3 +35,9 @@ def test_shared_part_of_a_group_block_is_convolved_once_with_the_same_result():
         direct = block(broadcast_cat(shared, per_object))
         rewritten = block.forward_shared(shared, per_object)
     torch.testing.assert_close(rewritten, direct, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8), (2, 4, 7, 9), (1, 1, 1, 2)])
+def test_stem_max_pool_is_bitwise_the_library_pool(shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(stem_max_pool(x), F.max_pool2d(x, 3, 2, 1))
