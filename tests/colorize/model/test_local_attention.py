@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from colorize.model.attention import LocalAttention, window_logits
+from colorize.model.attention import (
+    LocalAttention,
+    dense_window_aggregate,
+    dense_window_logits,
+    window_aggregate,
+    window_logits,
+)
 
 
 def dense_local_attention(module: LocalAttention, q, k, v):
@@ -35,10 +41,12 @@ def dense_local_attention(module: LocalAttention, q, k, v):
     return module.projection(mixed.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+@pytest.mark.parametrize("path", ["windowed", "gathered"])
 @pytest.mark.parametrize("size", [(5, 9), (14, 14), (17, 23), (1, 30)])
-def test_windowed_equals_dense(size):
+def test_windowed_equals_dense(size, path):
     torch.manual_seed(sum(size))
     module = LocalAttention(key_dim=16, value_channels=24, max_offset=7).eval()
+    module.dense_max_positions = 0 if path == "windowed" else 10 ** 6
     height, width = size
     q = torch.randn(1, 16, height, width)
     k = torch.randn(1, 16, height, width)
@@ -50,9 +58,11 @@ def test_windowed_equals_dense(size):
     torch.testing.assert_close(ours, reference, atol=2e-5, rtol=1e-5)
 
 
-def test_offsets_outside_the_frame_contribute_nothing():
+@pytest.mark.parametrize("path", ["windowed", "gathered"])
+def test_offsets_outside_the_frame_contribute_nothing(path):
     torch.manual_seed(0)
     module = LocalAttention(key_dim=8, value_channels=8, max_offset=2).eval()
+    module.dense_max_positions = 0 if path == "windowed" else 10 ** 6
     q = torch.randn(1, 8, 4, 4)
     k = torch.randn(1, 8, 4, 4)
     v = torch.zeros(1, 8, 4, 4)
@@ -63,9 +73,21 @@ def test_offsets_outside_the_frame_contribute_nothing():
     torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-6)
 
 
-def test_logit_offsets_are_row_major_over_the_window():
+@pytest.mark.parametrize("logits_of", [window_logits, dense_window_logits])
+def test_logit_offsets_are_row_major_over_the_window(logits_of):
     q = torch.zeros(1, 1, 3, 3)
     q[0, 0, 1, 1] = 1.0
     k = torch.arange(9.0).reshape(1, 1, 3, 3)
-    logits = window_logits(q, k, max_offset=1)[0, :, 1, 1]
+    logits = logits_of(q, k, max_offset=1)[0, :, 1, 1]
     assert logits.tolist() == list(range(9))   # offset (dy, dx) -> key at (1+dy, 1+dx)
+
+
+def test_both_paths_agree_on_a_batch():
+    torch.manual_seed(3)
+    q, k = torch.randn(2, 4, 6, 7), torch.randn(2, 4, 6, 7)
+    v = torch.randn(2, 5, 6, 7)
+    weights = torch.rand(2, 25, 6, 7)
+    torch.testing.assert_close(dense_window_logits(q, k, 2), window_logits(q, k, 2))
+    # Weights of offsets outside the frame meet zero padding in one path and are dropped in the
+    # other: both ignore them.
+    torch.testing.assert_close(dense_window_aggregate(weights, v, 2), window_aggregate(weights, v, 2))
