@@ -148,6 +148,51 @@ def release_host_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+class PeakRss:
+    """The exact peak RSS of this process over a ``with`` block, with no sampling thread.
+
+    Linux keeps the peak (VmHWM) and lets a process reset it (``/proc/self/clear_refs``), so
+    nothing runs beside the measured work: on a 2-core machine a 20 ms sampler thread costs
+    about 3% of a CPU frame, since both compute threads wait whenever one is preempted. Where
+    that is unavailable, falls back to a :class:`PeakSampler`.
+    """
+
+    def __init__(self, fallback_interval: float = 0.05) -> None:
+        self.max_rss = 0
+        self._fallback: PeakSampler | None = None
+        self._interval = fallback_interval
+
+    @staticmethod
+    def _reset() -> bool:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _high_water_mark() -> int | None:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    def __enter__(self) -> "PeakRss":
+        if not (self._reset() and self._high_water_mark() is not None):
+            self._fallback = PeakSampler(interval=self._interval).__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fallback is not None:
+            self._fallback.__exit__(*exc)
+            self.max_rss = self._fallback.max_rss
+        else:
+            self.max_rss = self._high_water_mark() or current_rss()
+
+
 class PeakSampler:
     """Background thread: the largest RSS and, on CUDA, the smallest device free memory seen.
 

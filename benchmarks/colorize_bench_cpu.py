@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from colorize_bench_common import (
-    MIB, FramePool, OtherLoad, PeakSampler, Stopwatch, colourful_reference, current_rss,
+    MIB, FramePool, OtherLoad, PeakRss, Stopwatch, colourful_reference, current_rss,
     environment, load_average, markdown_table, matplotlib_pyplot, process_max_rss, psnr_frames,
     release_host_memory, save_figure, today, wait_for_quiet, write_atomic, write_json,
 )
@@ -147,7 +147,7 @@ def _timed_attempt(label: str, produce: Callable[[], Iterator], first_timed: int
     waited = wait_for_quiet(wait_quiet_s) if wait_quiet_s > 0 else 0.0
     baseline = current_rss()
     extra: list[float] = []
-    with PeakSampler(interval=0.05) as sampler, OtherLoad() as others:
+    with PeakRss() as sampler, OtherLoad() as others:
         watch = Stopwatch()
         for index, item in enumerate(produce()):
             extra.append(keep(index, item))
@@ -360,7 +360,7 @@ def cpu_markdown(document: dict) -> str:
         "",
         "s/frame end to end: `colorize` to RGB uint8 arrays (engine), or the plain loop including "
         "its per-frame RGB conversion; model only: `predict` (engine), or the loop without the RGB "
-        "conversion. Peak RSS: sampled every 50 ms during the run (the process holds the model). "
+        "conversion. Peak RSS: the exact peak during the run (Linux VmHWM, reset before it; the process holds the model). "
         "Others' CPU: share of the machine's CPU time used by other processes during the run(s) "
         "(near 0: the figures had the machine to themselves).",
         "",
