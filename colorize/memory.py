@@ -122,6 +122,18 @@ def similarity(memory_keys: torch.Tensor, memory_shrinkage: torch.Tensor,
     return query_operand(query_keys, query_selection) @ memory_operand(memory_keys, memory_shrinkage)
 
 
+def weighted_rows(rows: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``out[q] = sum_j weights[q, j] * rows[index[q, j]]``: ``(N, C)``, ``(Q, k)`` -> ``(Q, C)``.
+
+    ``embedding_bag`` sums the rows without building the gathered ``(Q, k, C)`` block (96 MB per
+    frame at 448x448); Apple's MPS backend lacks it, so there the block is gathered.
+    """
+    if rows.device.type == "mps":
+        gathered = rows.index_select(0, index.reshape(-1)).view(*index.shape, rows.shape[1])
+        return torch.bmm(weights.unsqueeze(1), gathered)[:, 0]
+    return F.embedding_bag(index, rows, mode="sum", per_sample_weights=weights)
+
+
 class MemoryBank:
     """Working and long-term memory of one video, plus the hidden state."""
 
@@ -232,10 +244,7 @@ class MemoryBank:
             # No max subtraction: this is how the checkpoint was trained and evaluated.
             weights = top_scores.exp()
             weights /= weights.sum(1, keepdim=True)
-            # Weighted sum of each query's top-k value rows, without building the gathered
-            # (queries x k x channels) block (96 MB per frame at 448x448).
-            out[begin:stop] = F.embedding_bag(top_index, values, mode="sum",
-                                              per_sample_weights=weights.to(values.dtype))
+            out[begin:stop] = weighted_rows(values, top_index, weights.to(values.dtype))
             usage.index_add_(0, top_index.reshape(-1), weights.reshape(-1))
         if self.config.enable_long_term:
             self.work.add_usage(usage[total - self.work.size:])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from colorize.memory import INITIAL_LIFE, MemoryBank, MemoryConfig, similarity
+from colorize.memory import INITIAL_LIFE, MemoryBank, MemoryConfig, similarity, weighted_rows
 
 CK, CV, H, W = 8, 6, 3, 4
 HW = H * W
@@ -139,3 +139,12 @@ def test_pruning_rule_keeps_strictly_greater_than_threshold():
     bank.long.life = torch.ones(8)
     bank._prune_long_term(target_size=5)   # 3 must go: the 3 smallest are 1, 1, 2 -> threshold 2
     assert bank.long.keys[0].tolist() == [0.0, 2.0, 4.0, 6.0, 7.0]
+
+
+def test_weighted_rows_equals_a_gathered_weighted_sum():
+    g = torch.Generator().manual_seed(6)
+    rows = torch.randn(9, 5, generator=g)
+    index = torch.randint(0, 9, (4, 3), generator=g)
+    weights = torch.rand(4, 3, generator=g)
+    expected = (weights[:, :, None] * rows[index]).sum(1)
+    torch.testing.assert_close(weighted_rows(rows, index, weights), expected)
