@@ -1,10 +1,10 @@
 """DINOv2 ViT-S/14 as ColorMNet uses it: the last four blocks, each normalised, as feature maps.
 
-The transformer blocks come from timm (``vit_small_patch14_dinov2``, built offline, weights from
-the checkpoint). Two things differ from timm's own forward and are done here instead:
+The transformer is :class:`colorize.model.vit.VisionTransformerS14` (weights from the
+checkpoint). Two things differ from a plain ViT forward and are done here:
 - the positional embedding is resized the way DINOv2 does it (bicubic with scale factors
   ``(g + 0.1) / 37`` and no antialias), which timm's dynamic-size path does not reproduce;
-- every returned block output goes through the final LayerNorm (timm's default is not to).
+- every returned block output goes through the final LayerNorm.
 """
 
 from __future__ import annotations
@@ -15,26 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PATCH_SIZE = 14
-EMBED_DIM = 384
-# The checkpoint's positional embedding covers a 37x37 patch grid (518 px) plus the class token.
-POS_EMBED_IMG_SIZE = 518
+from colorize.model.vit import EMBED_DIM, PATCH_SIZE, VisionTransformerS14
+
 # DINOv2 adds this to the target grid size before turning it into a scale factor.
 INTERPOLATE_OFFSET = 0.1
 FEATURE_BLOCKS = (8, 9, 10, 11)
-
-
-def build_vit_small() -> nn.Module:
-    """The timm ViT-S/14 with DINOv2's layout, randomly initialised, no download."""
-    import timm
-
-    vit = timm.create_model(
-        "vit_small_patch14_dinov2", pretrained=False, img_size=POS_EMBED_IMG_SIZE, num_classes=0
-    )
-    # DINOv2 checkpoints carry a mask token (used only in training); keep a slot for it so that
-    # the official state_dict loads strictly.
-    vit.mask_token = nn.Parameter(torch.zeros(1, EMBED_DIM))
-    return vit
 
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:
@@ -58,7 +43,7 @@ class DinoBranch(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.backbone = build_vit_small()
+        self.backbone = VisionTransformerS14()
         channels = len(FEATURE_BLOCKS) * EMBED_DIM
         self.conv3 = nn.Conv2d(channels, channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(channels)

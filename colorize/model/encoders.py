@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet
 
 from colorize.model.dinov2 import DinoBranch
+from colorize.model.resnet import BasicBlock, Bottleneck, resnet_stage
 from colorize.model.layers import (
     FeatureFusionBlock,
     HiddenGRU,
@@ -147,12 +147,12 @@ class KeyEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        trunk = resnet.resnet50(weights=None)
-        self.conv1 = trunk.conv1
-        self.bn1 = trunk.bn1
-        self.res2 = trunk.layer1
-        self.layer2 = trunk.layer2
-        self.layer3 = trunk.layer3
+        # ResNet50 up to layer3 (its layer1 is named res2 in the checkpoint).
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.res2 = resnet_stage(Bottleneck, 64, 64, blocks=3, stride=1)
+        self.layer2 = resnet_stage(Bottleneck, 256, 128, blocks=4, stride=2)
+        self.layer3 = resnet_stage(Bottleneck, 512, 256, blocks=6, stride=2)
         self.network2 = DinoBranch()
         self.fuse1 = Fuse(DINO_CHANNELS, 1024)
         self.fuse2 = Fuse(DINO_CHANNELS, 512)
@@ -195,13 +195,13 @@ class ValueEncoder(nn.Module):
 
     def __init__(self, value_dim: int, hidden_dim: int) -> None:
         super().__init__()
-        trunk = resnet.resnet18(weights=None)
-        # Three L channels, the object's own colour channel and the other one.
+        # ResNet18 up to layer3, on five input channels: three L channels, the object's own
+        # colour channel and the other one.
         self.conv1 = nn.Conv2d(5, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = trunk.bn1
-        self.layer1 = trunk.layer1
-        self.layer2 = trunk.layer2
-        self.layer3 = trunk.layer3
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = resnet_stage(BasicBlock, 64, 64, blocks=2, stride=1)
+        self.layer2 = resnet_stage(BasicBlock, 64, 128, blocks=2, stride=2)
+        self.layer3 = resnet_stage(BasicBlock, 128, 256, blocks=2, stride=2)
         self.fuser = FeatureFusionBlock(1024, 256, value_dim, value_dim)
         self.hidden_reinforce = HiddenGRU(value_dim, hidden_dim)
 
