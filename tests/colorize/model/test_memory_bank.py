@@ -148,3 +148,18 @@ def test_weighted_rows_equals_a_gathered_weighted_sum():
     weights = torch.rand(4, 3, generator=g)
     expected = (weights[:, :, None] * rows[index]).sum(1)
     torch.testing.assert_close(weighted_rows(rows, index, weights), expected)
+
+
+def test_reads_between_writes_see_every_write():
+    """The joined [long; work] copy used for reading is rebuilt after each write, through
+    consolidation and pruning."""
+    g = torch.Generator().manual_seed(7)
+    config = MemoryConfig(top_k=4, max_mid_term_frames=3, min_mid_term_frames=2, num_prototypes=5,
+                          max_long_term_elements=12)
+    bank = MemoryBank(config)
+    query = random_frame(g)
+    for _ in range(12):
+        bank.add(*random_frame(g))
+        expected, _ = dense_readout(bank, query[0], query[3])
+        torch.testing.assert_close(bank.read(query[0], query[3]), expected, atol=1e-5, rtol=1e-5)
+    assert bank.compressions > 0 and bank.prunings > 0
