@@ -219,8 +219,10 @@ def plan_for(config: EngineConfig, frame_size: tuple[int, int], device=None) -> 
 # memory frames (torch's FLOP counter on our modules at 448x448: key 180 G, decode 182 G,
 # value 71 G every 5th frame, 376 G per frame; the official modules need about 490 G).
 FLOP_PER_PIXEL = 1.875e6
-# Sustained convolution throughput assumed for the rough time estimate of --plan.
-ASSUMED_FLOPS = {"cpu": 70e9, "mps": 3e12, "cuda-fp32": 25e12, "cuda-half": 80e12}
+# Sustained throughput assumed for the rough time estimate of --plan; CPU per thread, from the
+# 2-core benchmark (448x448: fp32 2.04 s/frame, bf16 1.25 s/frame).
+ASSUMED_FLOPS = {"cpu": 92e9, "mps": 3e12, "cuda-fp32": 25e12, "cuda-half": 80e12}
+CPU_BF16_SPEEDUP = 1.6
 
 
 def estimate_seconds_per_frame(plan: RunPlan) -> float:
@@ -232,7 +234,7 @@ def estimate_seconds_per_frame(plan: RunPlan) -> float:
     if device == "cpu":
         import torch
 
-        flops *= max(1, torch.get_num_threads()) * (2.3 if plan.precision == "bf16" else 1.0)
+        flops *= max(1, torch.get_num_threads()) * (CPU_BF16_SPEEDUP if plan.precision == "bf16" else 1.0)
     return plan.padded_size[0] * plan.padded_size[1] * FLOP_PER_PIXEL / flops
 
 
