@@ -115,9 +115,9 @@ def similarity(memory_keys: torch.Tensor, memory_shrinkage: torch.Tensor,
     The expanded form ``(-|mk|^2.qe + 2 mk.(qk*qe) - qe.qk^2) * ms / sqrt(CK)``, as the
     checkpoint was trained with (it differs from the direct form in the last bits), written as
     one matrix product over ``2*CK + 1`` stacked channels with ``ms / sqrt(CK)`` folded into the
-    memory side: no elementwise pass over the ``Q x N`` scores, and a memory side that is
-    computed once per stored element rather than once per frame. Query rows make the top-k run
-    along contiguous memory.
+    memory side: no elementwise pass over the ``Q x N`` scores, and a memory side that depends
+    on the stored elements only (:class:`MemoryBank` keeps it between writes). Query rows make
+    the top-k run along contiguous memory.
     """
     return query_operand(query_keys, query_selection) @ memory_operand(memory_keys, memory_shrinkage)
 

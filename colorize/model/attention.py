@@ -115,17 +115,13 @@ def dense_window_aggregate(weights: torch.Tensor, value: torch.Tensor,
     return out.reshape(batch, channels, height, width)
 
 
+@functools.lru_cache(maxsize=8)
 def outside_frame_mask(height: int, width: int, max_offset: int,
                        device: torch.device) -> torch.Tensor:
-    """``(W*W, h, w)`` boolean: True where position + offset leaves the frame."""
-    r = max_offset
-    offsets = torch.arange(-r, r + 1, device=device)
-    ys = torch.arange(height, device=device)
-    xs = torch.arange(width, device=device)
-    row_out = (ys[None, :] + offsets[:, None] < 0) | (ys[None, :] + offsets[:, None] >= height)
-    col_out = (xs[None, :] + offsets[:, None] < 0) | (xs[None, :] + offsets[:, None] >= width)
-    mask = row_out[:, None, :, None] | col_out[None, :, None, :]   # (dy, dx, h, w)
-    return mask.reshape(-1, height, width)
+    """``(W*W, h, w)`` boolean: True where position + offset leaves the frame (the spare slot
+    of :func:`window_index`)."""
+    spare = height * width
+    return (window_index(height, width, max_offset, device) == spare).t().reshape(-1, height, width)
 
 
 class LocalAttention(nn.Module):

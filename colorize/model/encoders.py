@@ -10,16 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize.model.dinov2 import DinoBranch
-from colorize.model.resnet import BasicBlock, Bottleneck, resnet_stage
 from colorize.model.layers import (
     FeatureFusionBlock,
     HiddenGRU,
     LayerNorm2d,
-    stem_max_pool,
     derived_weight,
     fold_objects,
+    stem_max_pool,
     unfold_objects,
 )
+from colorize.model.resnet import BasicBlock, Bottleneck, resnet_stage
 
 DINO_CHANNELS = 4 * 384
 
