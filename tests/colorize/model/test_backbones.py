@@ -3,6 +3,7 @@ compute (torchvision's ResNets, timm's DINOv2 ViT), given the same weights."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from colorize.model.resnet import BasicBlock, Bottleneck, resnet_stage
@@ -20,7 +21,8 @@ def _randomise_batch_norms(module: torch.nn.Module, generator: torch.Generator) 
 
 @torch.no_grad()
 def test_resnet_stages_match_torchvision():
-    from torchvision.models import resnet
+    resnet = pytest.importorskip("torchvision.models.resnet",
+                                 reason="torchvision is a test extra: pip install -e '.[test]'")
 
     generator = torch.Generator().manual_seed(0)
     for reference, block, stages in (
@@ -41,7 +43,7 @@ def test_resnet_stages_match_torchvision():
 
 @torch.no_grad()
 def test_vit_blocks_match_timm_dinov2():
-    import timm
+    timm = pytest.importorskip("timm", reason="timm is a test extra: pip install -e '.[test]'")
 
     reference = timm.create_model("vit_small_patch14_dinov2", pretrained=False, img_size=518,
                                   num_classes=0).eval()
