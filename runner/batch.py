@@ -27,7 +27,7 @@ from runner.errors import ComfyRunError, ExitCode
 from runner.outputs import collect_outputs
 from runner.registry import Entry, Registry, load_registry, resolve_workflow
 from runner.workflow import PreparedWorkflow, load_workflow, prepare_workflow
-from runner.workflow_errors import WorkflowError
+from runner.workflow.errors import WorkflowError
 
 log = logging.getLogger(__name__)
 

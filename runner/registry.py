@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.workflow import parse_value
-from runner.workflow_errors import WorkflowError
+from runner.workflow.errors import WorkflowError
 
 REGISTRY_DIR = Path(__file__).parent / "workflows"
 REGISTRY_FILE = REGISTRY_DIR / "registry.json"

@@ -1,7 +1,8 @@
 """Catalog commands of ``comfy-run``: ``list``, ``show ID``, ``run ID --param name=value`` and ``batch``.
 
 They sit on the registry (:mod:`runner.registry`) and reuse the main command's run machinery
-(:func:`runner.cli.execute`) and options, so flags, output and exit codes are the same everywhere.
+(:func:`runner.cli.run.execute`) and options (:mod:`runner.cli.options`), so flags, output and exit
+codes are the same everywhere.
 """
 
 from __future__ import annotations
@@ -13,18 +14,12 @@ from typing import Any
 
 import click
 
-# runner.cli imports this module at its end, once run_options/execute exist (and if this module is
-# imported first, runner.cli is completed here and the commands are added at the bottom).
-from runner.cli import RunOptions, execute, main, run_options
 from runner.batch import BatchOptions, ClientBackend, run_batch, summary_table
-from runner.errors import EXIT_CODE_DESCRIPTIONS, ComfyRunError, ExitCode
+from runner.cli.options import EXIT_CODES_HELP, RunOptions, run_options
+from runner.cli.run import execute
+from runner.errors import ComfyRunError, ExitCode
 from runner.registry import Registry, load_registry
 from runner.workflow import prepare_workflow
-
-EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {int(code):>3}  {text}" for code, text in EXIT_CODE_DESCRIPTIONS.items()
-)
-
 
 def _registry() -> Registry:
     try:
@@ -156,8 +151,5 @@ def batch_command(workflow: str, params_file: Path, servers: tuple[str, ...], to
     sys.exit(int(ExitCode.ERROR) if result.failed else int(ExitCode.SUCCESS))
 
 
+# Added to the ``comfy-run`` group by runner.cli.app (this module does not know the group).
 catalog_commands = [list_command, show_command, run_command, batch_command]
-
-for _command in catalog_commands:
-    if _command.name not in main.commands:
-        main.add_command(_command)

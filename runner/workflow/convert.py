@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.workflow_errors import WorkflowError
-from runner.workflow_spec import (
+from runner.workflow.errors import WorkflowError
+from runner.workflow.spec import (
     CONTROL_AFTER_GENERATE_VALUES,
     DYNAMIC_COMBO,
     InputSpec,

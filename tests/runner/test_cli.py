@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Same retry logic as in production, with millisecond backoff so fault tests stay fast."""
-    import runner.cli
+    import runner.cli.run
     from runner import ComfyClient, RetryPolicy
 
     class FastClient(ComfyClient):
@@ -32,7 +32,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
             kwargs.setdefault("retry", RetryPolicy(retries=3, base_delay=0.01, max_delay=0.05))
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(runner.cli, "ComfyClient", FastClient)
+    monkeypatch.setattr(runner.cli.run, "ComfyClient", FastClient)
 
 
 def invoke(server_url: str, *args: str, env: dict[str, str] | None = None):

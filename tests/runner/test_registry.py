@@ -10,7 +10,7 @@ import pytest
 
 from runner.registry import REGISTRY_FILE, check_entry, load_registry, resolve_workflow
 from runner.workflow import WorkflowError, prepare_workflow
-from runner.workflow_spec import all_input_specs
+from runner.workflow.spec import all_input_specs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REGISTRY = load_registry()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runner.workflow import WorkflowError, to_api
-from runner.workflow_convert import ui_to_api
+from runner.workflow.convert import ui_to_api
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_EXPORTS = ["01_empty_invert_save", "02_load_scale_multi_output", "03_batch_progress"]
