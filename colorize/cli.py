@@ -32,7 +32,7 @@ DEFAULT_COMMAND = "run"
 #: Subcommands provided by other modules: name -> (module, attribute). Loaded on first use and
 #: listed only when their module exists, so the CLI works before they are written.
 LAZY_COMMANDS = {
-    "weights": ("colorize.weights_cli", "weights_group"),
+    "weights": ("colorize.weights.cli", "weights_group"),
     "bench": ("colorize.bench_cli", "bench_command"),
 }
 
@@ -402,8 +402,7 @@ def _colorize(
 
 def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any) -> None:
     """--plan: what a run would do, without loading the model or downloading anything."""
-    from colorize.weights import resolve_checkpoint
-    from colorize.weights_errors import WeightsNotFoundError
+    from colorize.weights import WeightsNotFoundError, resolve_checkpoint
 
     try:
         weights = str(resolve_checkpoint(options["weights"], allow_download=False))

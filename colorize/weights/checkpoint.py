@@ -1,29 +1,20 @@
-"""The ColorMNet checkpoint: find it, fetch it, read it, check it against the architecture.
+"""The checkpoint file itself: read it, compare it with the architecture, convert it.
 
-Public functions (what the rest of ``colorize`` calls):
-
-* :func:`resolve_checkpoint` - the file ``colorize`` should load: ``--weights``, then
-  ``COLORIZE_WEIGHTS``, then ``checkpoints/`` of a source checkout, then the user cache folder;
-  when nothing is found it downloads the official checkpoint (unless offline), converts it once
-  to ``.safetensors`` and says where it went and under which licence.
 * :func:`load_checkpoint` - a flat ``{name: tensor}`` from ``.safetensors`` (memory-mapped) or
   ``.pth``/``.pt`` (``torch.load(weights_only=True)`` only; no pickled code is ever run).
 * :func:`check_state_dict` / :func:`verify_state_dict` - compare keys and shapes with the
   packaged spec of the official checkpoint (``colorize/model/checkpoint_spec.json``).
+* :func:`verify_checkpoint_file` - both at once for a file on disk, as a download is checked
+  before it is renamed into place.
 * :func:`convert_checkpoint` - ``.pth`` to ``.safetensors``, checked, written atomically.
-
-Errors are :class:`~colorize.errors.ColorizeError` subclasses with exit codes 20-29, defined in
-:mod:`colorize.weights_errors` and re-exported here.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import pickle
-import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,51 +22,12 @@ from typing import Any, Mapping
 
 import torch
 
-from colorize.weights_catalog import (
-    CHECKPOINT_FILENAME,
-    LICENCE_NOTICE,
-    OFFICIAL_SOURCES,
-    configured_sources,
-    offline_reason,
-)
-from colorize.weights_download import DownloadOptions, download_checkpoint
-from colorize.weights_errors import (
+from colorize.weights.catalog import CHECKPOINT_FILENAME
+from colorize.weights.errors import (
     ArchitectureMismatchError,
     CheckpointUnreadableError,
-    ChecksumMismatchError,
-    WeightsDownloadError,
-    WeightsNotFoundError,
     WeightsPathError,
-    WeightsSourceError,
 )
-from colorize.weights_locations import (
-    candidates,
-    default_download_dir,
-    search_places,
-)
-from colorize.weights_manifest import Manifest, sha256_file
-
-__all__ = [
-    "ArchitectureMismatchError",
-    "CheckpointSpec",
-    "CheckpointUnreadableError",
-    "ChecksumMismatchError",
-    "WeightsDownloadError",
-    "WeightsNotFoundError",
-    "WeightsPathError",
-    "WeightsSourceError",
-    "check_shapes",
-    "check_state_dict",
-    "checkpoint_shapes",
-    "convert_checkpoint",
-    "default_spec",
-    "load_checkpoint",
-    "resolve_checkpoint",
-    "summarize_mismatch",
-    "verify_state_dict",
-]
-
-logger = logging.getLogger(__name__)
 
 # How many problems an error message spells out before it only counts the rest.
 MAX_LISTED_PROBLEMS = 5
@@ -323,7 +275,24 @@ def verify_state_dict(
     label: str = "the checkpoint",
 ) -> None:
     """Raise :class:`ArchitectureMismatchError` listing what is missing or mismatched."""
-    comparison = _compare(_shapes_of(state_dict), spec or default_spec())
+    _refuse_mismatch(_compare(_shapes_of(state_dict), spec or default_spec()), label)
+
+
+def verify_checkpoint_file(
+    path: str | os.PathLike[str], spec: CheckpointSpec | None = None, *, label: str | None = None
+) -> None:
+    """Raise unless ``path`` is a readable checkpoint with the architecture's keys and shapes.
+
+    :class:`CheckpointUnreadableError` for a damaged, truncated or foreign file,
+    :class:`ArchitectureMismatchError` for another model. A short file is always caught: for
+    safetensors the library refuses a header that promises more bytes than the file holds, and a
+    PyTorch zip keeps its index at the very end, which a truncated file has lost.
+    """
+    shapes = checkpoint_shapes(path)
+    _refuse_mismatch(_compare(shapes, spec or default_spec()), label or str(path))
+
+
+def _refuse_mismatch(comparison: _Comparison, label: str) -> None:
     problems = comparison.problems()
     if not problems:
         return
@@ -396,84 +365,3 @@ def _write_safetensors(
         raise WeightsPathError(f"cannot write {dst}: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- resolving
-
-
-def resolve_checkpoint(
-    explicit: Path | None = None,
-    *,
-    allow_download: bool = True,
-    progress: bool = True,
-) -> Path:
-    """The checkpoint file ``colorize`` should load, downloading it if allowed and needed.
-
-    Parameters
-    ----------
-    explicit:
-        The ``--weights`` value: a checkpoint file or a folder holding one. Must exist.
-    allow_download:
-        When False, a missing checkpoint raises :class:`WeightsNotFoundError` instead.
-    progress:
-        Show a download progress bar on stderr.
-    """
-    for place in search_places(explicit):
-        found = candidates(place)
-        if place.required and not found:
-            what = "does not exist" if not place.path.exists() else "holds no .safetensors/.pth/.pt"
-            raise WeightsPathError(f"{place.origin} points to {place.path}, which {what}")
-        if not found:
-            continue
-        chosen = found[0]
-        check_download_record(chosen)
-        if place.required or chosen.suffix == ".safetensors":
-            return chosen  # files the user named are used as they are, never rewritten
-        return _convert_once(chosen)
-
-    folder = default_download_dir()
-    reason = offline_reason()
-    if reason is not None or not allow_download:
-        raise WeightsNotFoundError(_manual_placement_message(folder, reason))
-    downloaded = download_checkpoint(
-        configured_sources(), folder, DownloadOptions(progress=progress)
-    )
-    result = downloaded if downloaded.suffix == ".safetensors" else _convert_once(downloaded)
-    logger.warning("ColorMNet checkpoint saved to %s (%s)", result, LICENCE_NOTICE)
-    return result
-
-
-def check_download_record(path: Path) -> None:
-    """Refuse a downloaded file that changed since its sha256 was recorded in the manifest."""
-    manifest = Manifest.load(path.parent)
-    record = manifest.files.get(path.name)
-    if record is None or not record.from_download or record.describes(path):
-        return
-    digest = sha256_file(path)
-    if digest != record.sha256:
-        raise ChecksumMismatchError(
-            f"{path} changed since it was downloaded (sha256 {digest}, recorded {record.sha256}); "
-            "delete it and run `colorize weights download`"
-        )
-    manifest.record(path, digest, source=record.source)  # same bytes, newer timestamp
-    manifest.save()
-
-
-def _convert_once(pth: Path) -> Path:
-    """Convert a found ``.pth`` to ``.safetensors`` beside it; keep the ``.pth`` if not writable."""
-    if not os.access(pth.parent, os.W_OK):
-        logger.info("%s is read-only; loading %s without converting it", pth.parent, pth.name)
-        return pth
-    logger.info("converting %s to safetensors (one time)", pth)
-    return convert_checkpoint(pth, pth.with_suffix(".safetensors"))
-
-
-def _manual_placement_message(folder: Path, reason: str | None) -> str:
-    url = next((s for s in configured_sources() if s.startswith("http")), OFFICIAL_SOURCES[0])
-    target = folder / CHECKPOINT_FILENAME
-    command = f"curl -L --create-dirs -o {shlex.quote(str(target))} {shlex.quote(url)}"
-    why = f"downloads are disabled by {reason}" if reason else "downloading was not allowed"
-    return (
-        f"no ColorMNet checkpoint found and {why}: download {url} and place it at {target} "
-        f"(e.g. `{command}`), or pass --weights PATH"
-    )

@@ -1,7 +1,7 @@
 """``colorize weights ...``: download, convert and list ColorMNet checkpoints.
 
 The group is registered on the main ``colorize`` command by ``colorize/cli.py``. User mistakes
-print one line on stderr and exit with the error's own code (see :mod:`colorize.weights_errors`).
+print one line on stderr and exit with the error's own code (see :mod:`colorize.weights.errors`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import Callable, TypeVar
 
 import click
 
-from colorize import weights
 from colorize.errors import ColorizeError
-from colorize.weights_catalog import LICENCE_NOTICE, configured_sources, offline_reason
-from colorize.weights_download import DownloadOptions, download_checkpoint
-from colorize.weights_locations import SearchPlace, candidates, default_download_dir, search_places
-from colorize.weights_manifest import cached_sha256
+from colorize.weights.catalog import LICENCE_NOTICE, configured_sources, offline_reason
+from colorize.weights.checkpoint import checkpoint_shapes, convert_checkpoint, summarize_mismatch
+from colorize.weights.download import DownloadOptions, download_checkpoint
+from colorize.weights.errors import WeightsDownloadError, WeightsPathError
+from colorize.weights.locations import SearchPlace, candidates, default_download_dir, search_places
+from colorize.weights.manifest import cached_sha256
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -76,7 +77,7 @@ def download_command(
     """
     reason = offline_reason()
     if reason is not None:
-        raise weights.WeightsDownloadError(
+        raise WeightsDownloadError(
             f"downloads are disabled by {reason}; unset it to download"
         )
     target_folder = folder or default_download_dir()
@@ -85,7 +86,7 @@ def download_command(
     if not no_convert and path.suffix != ".safetensors":
         converted = path.with_suffix(".safetensors")
         if not converted.exists():
-            weights.convert_checkpoint(path, converted)
+            convert_checkpoint(path, converted)
         path = converted
     click.echo(str(path))
     click.echo(f"ColorMNet checkpoint ready ({LICENCE_NOTICE})", err=True)
@@ -104,8 +105,8 @@ def convert_command(src: Path, dst: Path | None, force: bool) -> None:
     """
     target = dst if dst is not None else src.with_suffix(".safetensors")
     if target.exists() and not force:
-        raise weights.WeightsPathError(f"{target} exists; pass --force to replace it")
-    written = weights.convert_checkpoint(src, target)
+        raise WeightsPathError(f"{target} exists; pass --force to replace it")
+    written = convert_checkpoint(src, target)
     click.echo(f"wrote {written}")
 
 
@@ -158,7 +159,7 @@ def _describe_file(path: Path, *, remember: bool) -> str:
     except OSError as error:
         digest = f"unreadable ({error.strerror or error})"
     try:
-        mismatch = weights.summarize_mismatch(weights.checkpoint_shapes(path))
+        mismatch = summarize_mismatch(checkpoint_shapes(path))
         verdict = (
             "matches ColorMNet" if mismatch is None else f"DOES NOT match ColorMNet ({mismatch})"
         )

@@ -1,111 +1,62 @@
-"""Download the checkpoint from a list of sources, resuming and verifying as it goes.
+"""Download the checkpoint from a list of sources, verifying it before it is put in place.
 
 Sources are plain ``http(s)://`` URLs (fetched with requests, streamed to ``<name>.part`` with
-HTTP Range resume) or ``hf://owner/repo[@revision]/path/in/repo`` (fetched with huggingface_hub,
-which handles tokens and its own resume). They are tried in order; the first that delivers a
-file of the announced size with the expected sha256 wins.
+HTTP Range resume, see :mod:`colorize.weights.transfer`) or ``hf://owner/repo[@rev]/path``
+(fetched with huggingface_hub, which handles tokens and its own resume). They are tried in
+order; the first that delivers a good file wins.
 
-Nothing that could pass for a good checkpoint is left behind by a failure: bytes land in a
-``.part`` file (kept after a network failure so the next attempt resumes it, deleted after a
-checksum mismatch) and are renamed to the final name only once verified.
+A file is good when it has the expected sha256 (given, pinned in code, or recorded by an earlier
+download) and, always, when it is a readable checkpoint with the architecture's keys and shapes.
+The second check is what catches a server that sends a short file with a matching
+Content-Length while no sha256 is known. Nothing that could pass for a good checkpoint is left
+behind by a failure: bytes land in a ``.part`` file (kept after a cut connection so the next
+attempt resumes it, deleted when the file is refused) and are renamed only once verified.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TextIO
-from urllib.parse import unquote, urlparse
+from typing import Sequence
 
-import requests
-
-from colorize.weights_catalog import CHECKPOINT_FILENAME, pinned_sha256
-from colorize.weights_errors import (
+from colorize.weights.catalog import OFFICIAL_SOURCES, pinned_sha256
+from colorize.weights.checkpoint import verify_checkpoint_file
+from colorize.weights.errors import (
+    ArchitectureMismatchError,
+    CheckpointUnreadableError,
     ChecksumMismatchError,
     WeightsDownloadError,
     WeightsPathError,
     WeightsSourceError,
 )
-from colorize.weights_locations import CHECKPOINT_SUFFIXES
-from colorize.weights_manifest import Manifest, sha256_file
+from colorize.weights.manifest import Manifest, sha256_file
+from colorize.weights.options import DownloadOptions
+from colorize.weights.sources import Source, parse_source
+from colorize.weights.transfer import (
+    PART_SUFFIX,
+    SourceFailed,
+    describe_network_error,
+    fetch_http,
+    first_line,
+    size_or_zero,
+)
+
+__all__ = [
+    "PART_SUFFIX",
+    "DownloadOptions",
+    "Source",
+    "download_checkpoint",
+    "manual_placement_hint",
+    "parse_source",
+]
 
 logger = logging.getLogger(__name__)
 
-PART_SUFFIX = ".part"
-
-
-@dataclass(frozen=True)
-class Source:
-    """One place the checkpoint can be fetched from."""
-
-    text: str  # as the user wrote it; used in messages and the manifest
-    url: str = ""  # for http(s) sources
-    repo_id: str = ""  # for hf:// sources
-    path_in_repo: str = ""
-    revision: str | None = None
-
-    @property
-    def is_hugging_face(self) -> bool:
-        return bool(self.repo_id)
-
-    @property
-    def filename(self) -> str:
-        """Name the downloaded file gets: the source's own name when it looks like a checkpoint."""
-        raw = self.path_in_repo if self.is_hugging_face else unquote(urlparse(self.url).path)
-        name = raw.rstrip("/").rsplit("/", 1)[-1]
-        return name if name.endswith(CHECKPOINT_SUFFIXES) else CHECKPOINT_FILENAME
-
-
-def parse_source(text: str) -> Source:
-    """Turn ``https://...`` or ``hf://owner/repo[@rev]/file`` into a :class:`Source`."""
-    text = text.strip()
-    if text.startswith("hf://"):
-        parts = text[len("hf://"):].split("/")
-        if len(parts) < 3 or not all(parts):
-            raise WeightsSourceError(
-                f"malformed source {text!r}: write hf://OWNER/REPO/PATH/IN/REPO "
-                "(optionally hf://OWNER/REPO@REVISION/PATH)"
-            )
-        repo_name, _, revision = parts[1].partition("@")
-        return Source(
-            text=text,
-            repo_id=f"{parts[0]}/{repo_name}",
-            path_in_repo="/".join(parts[2:]),
-            revision=revision or None,
-        )
-    parsed = urlparse(text)
-    if parsed.scheme in ("http", "https") and parsed.netloc:
-        return Source(text=text, url=text)
-    raise WeightsSourceError(
-        f"unsupported source {text!r}: give an http(s):// URL or hf://OWNER/REPO/FILE"
-    )
-
-
-@dataclass(frozen=True)
-class DownloadOptions:
-    """How downloads behave; the defaults suit an interactive first run."""
-
-    progress: bool = True
-    progress_stream: TextIO | None = None  # None: sys.stderr at the time of the download
-    expected_sha256: str | None = None  # beats the pinned value and the manifest record
-    resume_attempts: int = 3  # reconnects per source after a dropped connection
-    retry_delay_s: float = 1.0  # grows linearly with each reconnect
-    connect_timeout_s: float = 15.0
-    read_timeout_s: float = 60.0
-    chunk_size: int = 1024 * 1024
-
-
-class _SourceFailed(Exception):
-    """This source cannot deliver the file; try the next one."""
-
-
-class _ConnectionCut(Exception):
-    """The transfer stopped early; the .part file holds what arrived and can be resumed."""
+# Refusals of a file that did arrive; the last one is raised when no source succeeds.
+_Refusal = (ChecksumMismatchError, CheckpointUnreadableError, ArchitectureMismatchError)
 
 
 def download_checkpoint(
@@ -113,8 +64,8 @@ def download_checkpoint(
 ) -> Path:
     """Fetch the checkpoint into ``folder`` from the first source that works; return its path.
 
-    A file already there that matches the expected sha256 (or that has nothing to be checked
-    against) is returned without downloading.
+    A file already there that matches the expected sha256 (or, with nothing to check it against,
+    that is a readable checkpoint of this architecture) is returned without downloading.
     """
     if not sources:
         raise WeightsSourceError("no download source given")
@@ -122,42 +73,96 @@ def download_checkpoint(
     _make_folder(folder)
     manifest = Manifest.load(folder)
     failures: list[str] = []
-    mismatch: ChecksumMismatchError | None = None
-    for source in parsed:
+    refusal: Exception | None = None
+    for number, source in enumerate(parsed, start=1):
         target = folder / source.filename
         expected = _expected_sha256(target.name, manifest, options)
         if target.is_file() and _already_good(target, expected):
             logger.info("checkpoint already present at %s", target)
             return target
+        which = f" (source {number} of {len(parsed)})" if len(parsed) > 1 else ""
         try:
             part = _fetch(source, target, options)
-            digest = sha256_file(part)
-            if expected is not None and digest != expected:
-                part.unlink(missing_ok=True)
-                raise ChecksumMismatchError(
-                    f"download from {source.text} has sha256 {digest}, expected {expected}; "
-                    "the partial file was deleted, retry or use another --source"
-                )
+            digest = _verify(part, source, expected)
             os.replace(part, target)
-        except ChecksumMismatchError as error:
-            logger.warning("%s", error)
-            mismatch = error
+        except _Refusal as error:
+            logger.warning("%s%s", error, which)
+            refusal = error
             continue
-        except _SourceFailed as error:
-            logger.warning("download from %s failed: %s", source.text, error)
-            failures.append(f"{source.text}: {error}")
+        except SourceFailed as error:
+            logger.warning("%s%s", error, which)
+            failures.append(str(error))
             continue
         manifest.record(target, digest, source=source.text)
         manifest.save()
         return target
-    if mismatch is not None:
-        raise mismatch
+    if refusal is not None:
+        raise refusal
     kept = [p.name for p in folder.glob("*" + PART_SUFFIX)]
     resume_hint = f"; the partial {kept[0]} is kept and the next attempt resumes it" if kept else ""
+    summary = "; ".join(dict.fromkeys(failures))  # two mirrors on one dead host: say it once
     raise WeightsDownloadError(
-        "could not download the checkpoint: " + "; ".join(failures) + resume_hint
-        + " (check the network, or download it by hand and pass --weights PATH)"
+        f"could not download the checkpoint ({summary}){resume_hint}; "
+        + manual_placement_hint(sources, folder, command=False)
     )
+
+
+def manual_placement_hint(sources: Sequence[str], folder: Path, *, command: bool = True) -> str:
+    """What to do by hand: which URL to fetch, where to put it, or ``--weights``.
+
+    ``command`` adds a ready-to-paste curl line.
+    """
+    source = _first_http_source(sources)
+    url = source.browser_url
+    if not command:
+        return f"download {url} by hand into {folder}{os.sep} or pass --weights PATH"
+    target = folder / source.filename
+    curl = f"curl -L --create-dirs -o {shlex.quote(str(target))} {shlex.quote(url)}"
+    return f"download {url} and place it at {target} (e.g. `{curl}`), or pass --weights PATH"
+
+
+def _first_http_source(sources: Sequence[str]) -> Source:
+    """The first source a browser can open; a hf:// source has such a URL too."""
+    parsed: list[Source] = []
+    for text in sources:
+        try:
+            parsed.append(parse_source(text))
+        except WeightsSourceError:
+            continue
+    if not parsed:
+        parsed = [parse_source(OFFICIAL_SOURCES[0])]
+    return next((s for s in parsed if not s.is_hugging_face), parsed[0])
+
+
+def _verify(part: Path, source: Source, expected: str | None) -> str:
+    """The sha256 of a complete download, once it proved good; a refused file is deleted."""
+    digest = sha256_file(part)
+    if expected is not None and digest != expected:
+        part.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"download from {source.text} has sha256 {digest}, expected {expected}; "
+            "the partial file was deleted, retry or use another --source"
+        )
+    size = size_or_zero(part)
+    try:
+        # Without a known sha256 this is the only thing between a short or foreign file and the
+        # weights folder; with one it costs a second read of a file already in the page cache.
+        verify_checkpoint_file(part, label=f"the file from {source.text}")
+    except ArchitectureMismatchError as error:
+        part.unlink(missing_ok=True)
+        raise ArchitectureMismatchError(f"{error}; the download was deleted") from None
+    except CheckpointUnreadableError as error:
+        part.unlink(missing_ok=True)
+        what = _first_clause(str(error)).replace(str(part), "it")
+        raise CheckpointUnreadableError(
+            f"the file from {source.text} ({size} bytes) is not a usable checkpoint: {what}; "
+            "the download was deleted, retry or use another --source"
+        ) from None
+    return digest
+
+
+def _first_clause(message: str) -> str:
+    return message.split(";", 1)[0]
 
 
 def _make_folder(folder: Path) -> None:
@@ -188,6 +193,11 @@ def _expected_sha256(name: str, manifest: Manifest, options: DownloadOptions) ->
 
 def _already_good(target: Path, expected: str | None) -> bool:
     if expected is None:
+        try:
+            verify_checkpoint_file(target)
+        except (CheckpointUnreadableError, ArchitectureMismatchError) as error:
+            logger.warning("%s; downloading it again", _first_clause(str(error)))
+            return False
         return True
     if sha256_file(target) == expected:
         return True
@@ -200,7 +210,7 @@ def _fetch(source: Source, target: Path, options: DownloadOptions) -> Path:
     part = target.with_name(target.name + PART_SUFFIX)
     if source.is_hugging_face:
         return _fetch_hugging_face(source, part)
-    return _fetch_http(source.url, part, options)
+    return fetch_http(source.url, source.host, part, options)
 
 
 def _fetch_hugging_face(source: Source, part: Path) -> Path:
@@ -217,175 +227,10 @@ def _fetch_hugging_face(source: Source, part: Path) -> Path:
         )
         os.replace(local, part)
     except Exception as error:  # noqa: BLE001 - any hub failure means "try the next source"
-        raise _SourceFailed(_first_line(error)) from error
+        text, _ = describe_network_error(error)
+        if text.startswith("connection failed"):
+            text = first_line(error)  # not a network fault: the hub's own words ("404 ...")
+        raise SourceFailed(f"{source.host} ({source.text}): {text}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return part
-
-
-def _fetch_http(url: str, part: Path, options: DownloadOptions) -> Path:
-    last_problem = "no attempt made"
-    with requests.Session() as session:
-        for attempt in range(options.resume_attempts + 1):
-            if attempt:
-                time.sleep(options.retry_delay_s * attempt)
-                logger.info("resuming %s from byte %d", url, _size_or_zero(part))
-            try:
-                _transfer(session, url, part, options)
-                return part
-            except _ConnectionCut as cut:
-                last_problem = str(cut)
-            except (requests.ConnectionError, requests.Timeout) as error:
-                last_problem = f"connection failed ({_first_line(error)})"
-    raise _SourceFailed(f"{last_problem}; gave up after {options.resume_attempts + 1} attempts")
-
-
-def _transfer(session: requests.Session, url: str, part: Path, options: DownloadOptions) -> None:
-    have = _size_or_zero(part)
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    timeout = (options.connect_timeout_s, options.read_timeout_s)
-    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
-        if response.status_code == 416 and have:
-            # Range past the end: either the .part is already complete or it is stale.
-            if _content_range(response.headers.get("Content-Range", ""))[1] == have:
-                return
-            part.unlink()
-            raise _ConnectionCut("the partial file did not fit the server's file; restarting")
-        if response.status_code >= 400:
-            raise _SourceFailed(f"HTTP {response.status_code} {response.reason or ''}".strip())
-        if response.status_code == 206:
-            start, total = _content_range(response.headers.get("Content-Range", ""))
-            if start != have:
-                part.unlink()
-                raise _ConnectionCut("the server resumed at the wrong offset; restarting")
-            mode = "ab"
-        else:
-            # 200: the server ignored the Range header (or there was none); start over.
-            have, mode = 0, "wb"
-            total = _int_or_none(response.headers.get("Content-Length"))
-        _check_disk_space(part.parent, None if total is None else total - have)
-        bar = ByteProgress(part.name.removesuffix(PART_SUFFIX), total, have, options)
-        try:
-            with open(part, mode) as handle:
-                for chunk in response.iter_content(chunk_size=options.chunk_size):
-                    handle.write(chunk)
-                    bar.advance(len(chunk))
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            raise _ConnectionCut(
-                f"connection lost after {_size_or_zero(part)} bytes ({_first_line(error)})"
-            ) from error
-        finally:
-            bar.finish()
-    size = _size_or_zero(part)
-    if total is not None and size < total:
-        raise _ConnectionCut(f"connection closed after {size} of {total} bytes")
-    if total is not None and size > total:
-        part.unlink()
-        raise _SourceFailed(f"server sent {size} bytes but announced {total}")
-
-
-def _check_disk_space(folder: Path, needed: int | None) -> None:
-    if needed is None:
-        return
-    free = shutil.disk_usage(folder).free
-    if free < needed:
-        raise WeightsDownloadError(
-            f"not enough disk space in {folder}: the checkpoint needs {_megabytes(needed)}, "
-            f"{_megabytes(free)} free; free some space or choose another folder with --dir"
-        )
-
-
-def _content_range(header: str) -> tuple[int | None, int | None]:
-    """``bytes 100-199/1000`` -> (100, 1000); ``bytes */1000`` -> (None, 1000)."""
-    try:
-        unit, _, spec = header.strip().partition(" ")
-        span, _, total_text = spec.partition("/")
-        start = None if span == "*" else int(span.split("-")[0])
-        total = None if total_text in ("", "*") else int(total_text)
-        return (start, total) if unit == "bytes" else (None, None)
-    except ValueError:
-        return None, None
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _size_or_zero(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
-def _megabytes(count: float) -> str:
-    return f"{count / 1e6:.1f} MB"
-
-
-class ByteProgress:
-    """A byte counter on stderr: a redrawn bar on a terminal, a line every 10 % elsewhere."""
-
-    _REDRAW_EVERY_S = 0.2
-
-    def __init__(self, label: str, total: int | None, done: int, options: DownloadOptions):
-        self.label = label
-        self.total = total
-        self.done = done
-        self.enabled = options.progress
-        self.stream = options.progress_stream or sys.stderr
-        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._started = time.monotonic()
-        self._start_bytes = done
-        self._last_draw = 0.0
-        self._last_tenth = -1
-        self._finished = False
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.interactive:
-            if now - self._last_draw >= self._REDRAW_EVERY_S:
-                self._last_draw = now
-                self.stream.write("\r" + self._line())
-                self.stream.flush()
-        elif self.total:
-            tenth = self.done * 10 // self.total
-            if tenth > self._last_tenth:
-                self._last_tenth = tenth
-                self.stream.write(self._line() + "\n")
-                self.stream.flush()
-
-    def finish(self) -> None:
-        if not self.enabled or self._finished:
-            return
-        self._finished = True
-        if self.interactive:
-            self.stream.write("\r" + self._line() + "\n")
-        elif not self.total or self.done * 10 // self.total == self._last_tenth:
-            return  # the last line already shows where it stopped
-        else:
-            self.stream.write(self._line() + "\n")
-        self.stream.flush()
-
-    def _line(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
-        rate = (self.done - self._start_bytes) / elapsed
-        if self.total:
-            share = min(self.done / self.total, 1.0)
-            filled = int(share * 30)
-            bar = "#" * filled + "-" * (30 - filled)
-            return (
-                f"{self.label} [{bar}] {share:4.0%} {_megabytes(self.done)} / "
-                f"{_megabytes(self.total)} {_megabytes(rate)}/s"
-            )
-        return f"{self.label} {_megabytes(self.done)} {_megabytes(rate)}/s"

@@ -1,7 +1,8 @@
 """Errors about the ColorMNet checkpoint, each with its own exit code (20-29).
 
-They live in their own module so that every ``colorize.weights*`` module can raise them without
-import cycles; :mod:`colorize.weights` re-exports them and is where callers should import them from.
+They live in their own module, the first of the package, so that every other module can raise
+them without import cycles; :mod:`colorize.weights` re-exports them and is where callers outside
+the package should import them from.
 
 ===  ==============================  ==========================================================
 code class                            meaning

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorize.weights_catalog import CHECKPOINT_STEM, ENV_CACHE_DIR, ENV_WEIGHTS
+from colorize.weights.catalog import CHECKPOINT_STEM, ENV_CACHE_DIR, ENV_WEIGHTS
 
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt")
 _SUFFIX_RANK = {suffix: rank for rank, suffix in enumerate(CHECKPOINT_SUFFIXES)}
@@ -38,7 +38,7 @@ def checkout_checkpoints_dir() -> Path | None:
 
     A checkout is recognised by ``pyproject.toml`` and ``checkpoints/`` next to the package.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # colorize/weights/locations.py -> root
     folder = root / "checkpoints"
     if (root / "pyproject.toml").is_file() and folder.is_dir():
         return folder

@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from colorize.weights_cli import weights_group
+from colorize.weights.cli import weights_group
 
 try:
     from .weights_fixtures import (

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from colorize.weights import ChecksumMismatchError, WeightsDownloadError, WeightsSourceError
-from colorize.weights_download import DownloadOptions, download_checkpoint, parse_source
-from colorize.weights_manifest import MANIFEST_NAME
+from colorize.weights.download import DownloadOptions, download_checkpoint, parse_source
+from colorize.weights.manifest import MANIFEST_NAME
 
 try:
     from .weights_fixtures import checkpoint_server, isolated_weights, small_checkpoint_bytes

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-import colorize.weights_locations as locations
+import colorize.weights.locations as locations
 from colorize.weights import (
     ChecksumMismatchError,
     WeightsNotFoundError,
@@ -126,13 +126,13 @@ def test_first_run_downloads_converts_and_announces_the_licence(
         + checkpoint_server.url(f"/mirror/{NAME}.pth"),
     )
 
-    with caplog.at_level(logging.WARNING, logger="colorize.weights"):
+    with caplog.at_level(logging.WARNING, logger="colorize.weights.resolve"):
         path = resolve_checkpoint(progress=False)
 
     assert path == isolated_weights / f"{NAME}.safetensors"
     loaded = load_checkpoint(path)
     assert all(torch.equal(loaded[k], v) for k, v in small_state_dict().items())
-    notices = [r.getMessage() for r in caplog.records if r.name == "colorize.weights"]
+    notices = [r.getMessage() for r in caplog.records if r.name == "colorize.weights.resolve"]
     assert len(notices) == 1
     assert str(path) in notices[0] and "CC BY-NC-SA 4.0" in notices[0]
     assert "non-commercial" in notices[0]

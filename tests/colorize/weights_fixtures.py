@@ -20,7 +20,8 @@ import pytest
 import torch
 
 import colorize.weights as weights
-import colorize.weights_locations as locations
+import colorize.weights.checkpoint as checkpoint
+import colorize.weights.locations as locations
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_JSON = REPO_ROOT / "colorize" / "model" / "checkpoint_spec.json"
@@ -89,7 +90,7 @@ def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     monkeypatch.setattr(locations, "checkout_checkpoints_dir", lambda: None)
-    monkeypatch.setattr(weights, "default_spec", small_spec)
+    monkeypatch.setattr(checkpoint, "default_spec", small_spec)
     return cache
 
 
