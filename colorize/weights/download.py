@@ -19,8 +19,11 @@ import logging
 import os
 import shlex
 import shutil
+import socket
 from pathlib import Path
 from typing import Sequence
+
+import requests
 
 from colorize.weights.catalog import OFFICIAL_SOURCES, pinned_sha256
 from colorize.weights.checkpoint import verify_checkpoint_file
@@ -72,7 +75,7 @@ def download_checkpoint(
     parsed = [parse_source(text) for text in sources]
     _make_folder(folder)
     manifest = Manifest.load(folder)
-    failures: list[str] = []
+    failures: list[SourceFailed] = []
     refusal: Exception | None = None
     for number, source in enumerate(parsed, start=1):
         target = folder / source.filename
@@ -91,7 +94,7 @@ def download_checkpoint(
             continue
         except SourceFailed as error:
             logger.warning("%s%s", error, which)
-            failures.append(str(error))
+            failures.append(error)
             continue
         manifest.record(target, digest, source=source.text)
         manifest.save()
@@ -100,11 +103,24 @@ def download_checkpoint(
         raise refusal
     kept = [p.name for p in folder.glob("*" + PART_SUFFIX)]
     resume_hint = f"; the partial {kept[0]} is kept and the next attempt resumes it" if kept else ""
-    summary = "; ".join(dict.fromkeys(failures))  # two mirrors on one dead host: say it once
     raise WeightsDownloadError(
-        f"could not download the checkpoint ({summary}){resume_hint}; "
+        f"could not download the checkpoint ({_summary(failures)}){resume_hint}; "
         + manual_placement_hint(sources, folder, command=False)
     )
+
+
+def _summary(failures: Sequence[SourceFailed]) -> str:
+    """``a.org, b.org: connection refused; https://c.org/x.pth: HTTP 404 Not Found``.
+
+    Places that failed the same way share one reason, so two mirrors on one unreachable host,
+    or every mirror without a network, read as one short clause.
+    """
+    by_reason: dict[str, list[str]] = {}
+    for failure in failures:
+        places = by_reason.setdefault(failure.reason, [])
+        if failure.where not in places:
+            places.append(failure.where)
+    return "; ".join(f"{', '.join(places)}: {reason}" for reason, places in by_reason.items())
 
 
 def manual_placement_hint(sources: Sequence[str], folder: Path, *, command: bool = True) -> str:
@@ -214,6 +230,7 @@ def _fetch(source: Source, target: Path, options: DownloadOptions) -> Path:
 
 
 def _fetch_hugging_face(source: Source, part: Path) -> Path:
+    _require_resolvable(source)
     # Imported here: huggingface_hub is only needed for hf:// sources and is slow to import.
     from huggingface_hub import hf_hub_download
 
@@ -229,8 +246,28 @@ def _fetch_hugging_face(source: Source, part: Path) -> Path:
     except Exception as error:  # noqa: BLE001 - any hub failure means "try the next source"
         text, _ = describe_network_error(error)
         if text.startswith("connection failed"):
-            text = first_line(error)  # not a network fault: the hub's own words ("404 ...")
-        raise SourceFailed(f"{source.host} ({source.text}): {text}") from None
+            # Not a network fault: the hub's own words ("Repository Not Found ...").
+            raise SourceFailed(source.text, first_line(error)) from None
+        raise SourceFailed(source.host, text) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return part
+
+
+def _require_resolvable(source: Source) -> None:
+    """Fail at once when the hub's host name does not resolve.
+
+    huggingface_hub retries such a failure five times with growing waits (about 20 s) and logs
+    each try; a name that does not resolve now will not resolve in a few seconds either. Skipped
+    when a proxy is configured: then the proxy, not this machine, looks the name up.
+    """
+    proxies = requests.utils.get_environ_proxies(source.browser_url)  # {} when NO_PROXY matches
+    if proxies.get("https") or proxies.get("all"):
+        return
+    try:
+        socket.getaddrinfo(source.host, 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        text, _ = describe_network_error(error)
+        raise SourceFailed(source.host, text) from None
+    except OSError:
+        return  # anything else is left to the hub's own handling

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlparse
 
@@ -9,7 +10,11 @@ from colorize.weights.catalog import CHECKPOINT_FILENAME
 from colorize.weights.errors import WeightsSourceError
 from colorize.weights.locations import CHECKPOINT_SUFFIXES
 
-HUGGING_FACE_HOST = "huggingface.co"
+
+
+def hugging_face_endpoint() -> str:
+    """The hub's base URL: ``HF_ENDPOINT`` (a mirror or a private hub) or huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or "https://huggingface.co"
 
 
 @dataclass(frozen=True)
@@ -36,9 +41,8 @@ class Source:
     @property
     def host(self) -> str:
         """The server's name, which is what a network failure is about."""
-        if self.is_hugging_face:
-            return HUGGING_FACE_HOST
-        return urlparse(self.url).hostname or self.url
+        url = hugging_face_endpoint() if self.is_hugging_face else self.url
+        return urlparse(url).hostname or url
 
     @property
     def browser_url(self) -> str:
@@ -46,7 +50,8 @@ class Source:
         if not self.is_hugging_face:
             return self.url
         revision = quote(self.revision or "main", safe="")
-        return f"https://{HUGGING_FACE_HOST}/{self.repo_id}/resolve/{revision}/{self.path_in_repo}"
+        base = hugging_face_endpoint()
+        return f"{base}/{self.repo_id}/resolve/{revision}/{self.path_in_repo}"
 
 
 def parse_source(text: str) -> Source:

@@ -33,7 +33,16 @@ _MAX_DETAIL = 120
 
 
 class SourceFailed(Exception):
-    """This source cannot deliver the file; try the next one. ``str()`` is one short line."""
+    """This source cannot deliver the file; try the next one.
+
+    ``where`` is what failed (the host for a network fault, the URL for an HTTP answer about
+    the file), ``reason`` a few words; ``str()`` is the one line ``where: reason``.
+    """
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
 
 
 class _Transient(Exception):
@@ -63,10 +72,10 @@ def fetch_http(url: str, host: str, part: Path, options: DownloadOptions) -> Pat
             except requests.RequestException as error:
                 text, worth_retrying = describe_network_error(error, options)
                 if not worth_retrying:
-                    raise SourceFailed(f"{host}: {text}") from None
+                    raise SourceFailed(host, text) from None
                 problem = text
     tries = f"; gave up after {attempts} tries" if attempts > 1 else ""
-    raise SourceFailed(f"{host}: {problem}{tries}")
+    raise SourceFailed(host, problem + tries)
 
 
 def _transfer(session: requests.Session, url: str, part: Path, options: DownloadOptions) -> None:
@@ -84,7 +93,7 @@ def _transfer(session: requests.Session, url: str, part: Path, options: Download
         if response.status_code in _TRANSIENT_STATUS:
             raise _Transient(status)
         if response.status_code >= 400:
-            raise SourceFailed(f"{url}: {status}")
+            raise SourceFailed(url, status)
         if response.status_code == 206:
             start, total = _content_range(response.headers.get("Content-Range", ""))
             if start != have:
@@ -118,7 +127,7 @@ def _transfer(session: requests.Session, url: str, part: Path, options: Download
         raise _Transient(f"connection closed after {size} of {total} bytes")
     if total is not None and size > total:
         part.unlink()
-        raise SourceFailed(f"{url}: the server sent {size} bytes but announced {total}")
+        raise SourceFailed(url, f"the server sent {size} bytes but announced {total}")
 
 
 def describe_network_error(
@@ -133,7 +142,7 @@ def describe_network_error(
     if any(isinstance(e, socket.gaierror) for e in chain) or any(
         type(e).__name__ == "NameResolutionError" for e in chain
     ):
-        return "host name does not resolve (no network, or a typo in the URL?)", False
+        return "host name does not resolve (offline, or a typo in the URL?)", False
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return "connection refused", False
     for e in chain:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from colorize.errors import ColorizeError
 from colorize.weights.cli import weights_group
 
 try:
@@ -142,3 +143,29 @@ def test_list_does_not_write_into_folders_the_user_pointed_at(
     assert result.exit_code == 0, result.output
     assert f"* {mine}" in result.stdout and "matches ColorMNet" in result.stdout
     assert sorted(p.name for p in own.iterdir()) == ["mine.pth"]
+
+
+def test_a_truncated_download_leaves_nothing_that_list_or_colorize_would_use(
+    tmp_path, monkeypatch, runner, checkpoint_server, isolated_weights
+):
+    from colorize.weights import WeightsNotFoundError, resolve_checkpoint
+
+    whole = small_checkpoint_bytes(tmp_path)
+    checkpoint_server.files[f"/{NAME}.pth"] = whole[: len(whole) // 3]  # matching Content-Length
+    url = checkpoint_server.url(f"/{NAME}.pth")
+
+    result = runner.invoke(weights_group, ["download", "--source", url, "-q"])
+
+    assert result.exit_code == 23
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not a usable checkpoint" in lines[0] and "deleted" in lines[0]
+    listing = runner.invoke(weights_group, ["list"])
+    assert listing.stdout.splitlines()[-1].startswith("no checkpoint found")
+    with pytest.raises(WeightsNotFoundError):
+        resolve_checkpoint(allow_download=False)
+    # The first-run path (what `colorize` does) refuses the same file the same way.
+    monkeypatch.setenv("COLORIZE_WEIGHTS_SOURCES", url)
+    with pytest.raises(ColorizeError) as caught:
+        resolve_checkpoint(progress=False)
+    assert caught.value.exit_code == 23
+    assert sorted(p.name for p in isolated_weights.iterdir()) in ([], ["colorize-weights.json"])

@@ -1,16 +1,28 @@
-"""Downloading the checkpoint from a loopback server: progress, resume, checksums, mirrors."""
+"""Downloading the checkpoint from a loopback server: progress, resume, checksums, mirrors,
+and failures as a user meets them (short files, no network, refused, transient errors)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
 import json
+import logging
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
-from colorize.weights import ChecksumMismatchError, WeightsDownloadError, WeightsSourceError
+from colorize.weights import (
+    ArchitectureMismatchError,
+    CheckpointUnreadableError,
+    ChecksumMismatchError,
+    WeightsDownloadError,
+    WeightsSourceError,
+)
+from colorize.weights import transfer
 from colorize.weights.download import DownloadOptions, download_checkpoint, parse_source
+from colorize.weights.locations import checkpoints_in
 from colorize.weights.manifest import MANIFEST_NAME
 
 try:
@@ -211,3 +223,235 @@ def test_hugging_face_source_goes_through_hf_hub_download(
     assert calls == [("someone/colormnet", NAME, None)]
     assert path == tmp_path / NAME and path.read_bytes() == payload
     assert not (tmp_path / ".hf-staging").exists()
+
+
+# --------------------------------------------------------------------------- failures as met
+
+
+def _checkpoint_files(folder: Path) -> list[str]:
+    """What the search would take for a checkpoint in ``folder`` (plus any .part left)."""
+    return sorted(p.name for p in checkpoints_in(folder)) + sorted(
+        p.name for p in folder.glob("*.part")
+    )
+
+
+def test_truncated_download_with_matching_content_length_leaves_nothing_usable(
+    tmp_path, checkpoint_server, payload, isolated_weights
+):
+    # The server believes a third of the file is the whole file: Content-Length matches what it
+    # sends, and no sha256 is pinned or recorded, so only the checkpoint check can catch it.
+    short = payload[: len(payload) // 3]
+    checkpoint_server.files["/" + NAME] = short
+
+    with pytest.raises(CheckpointUnreadableError) as caught:
+        download_checkpoint(
+            [checkpoint_server.url("/" + NAME)], tmp_path, DownloadOptions(progress=False, **FAST)
+        )
+
+    message = str(caught.value)
+    assert "\n" not in message and f"({len(short)} bytes)" in message
+    assert "not a usable checkpoint" in message and "deleted" in message
+    assert _checkpoint_files(tmp_path) == []
+    manifest = tmp_path / MANIFEST_NAME
+    assert not manifest.exists() or NAME not in json.loads(manifest.read_text())["files"]
+    assert checkpoint_server.requests_for("/" + NAME) == [None]  # complete-looking: no retry
+
+
+def test_a_truncated_mirror_is_deleted_and_the_next_one_used(
+    tmp_path, caplog, checkpoint_server, payload, isolated_weights
+):
+    checkpoint_server.files["/short/" + NAME] = payload[: len(payload) // 3]
+    checkpoint_server.files["/good/" + NAME] = payload
+    sources = [checkpoint_server.url("/short/" + NAME), checkpoint_server.url("/good/" + NAME)]
+
+    with caplog.at_level(logging.WARNING, logger="colorize.weights"):
+        path = download_checkpoint(sources, tmp_path, DownloadOptions(progress=False, **FAST))
+
+    assert path.read_bytes() == payload
+    assert _checkpoint_files(tmp_path) == [NAME]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and sources[0] in warnings[0] and "(source 1 of 2)" in warnings[0]
+
+
+def test_a_download_of_another_model_is_refused_and_deleted(
+    tmp_path, checkpoint_server, isolated_weights
+):
+    other = tmp_path / "other.pth"
+    torch.save({"backbone.fc.weight": torch.zeros(4, 4)}, other)
+    checkpoint_server.files["/" + NAME] = other.read_bytes()
+    folder = tmp_path / "weights"
+
+    with pytest.raises(ArchitectureMismatchError, match="does not match.*the download was deleted"):
+        download_checkpoint(
+            [checkpoint_server.url("/" + NAME)], folder, DownloadOptions(progress=False, **FAST)
+        )
+    assert _checkpoint_files(folder) == []
+
+
+@pytest.fixture
+def no_real_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names under .invalid fail to resolve at once; every look-up is recorded.
+
+    Only loopback names reach the real resolver, so nothing here can leave the machine, and no
+    proxy is consulted.
+    """
+    import socket
+
+    real = socket.getaddrinfo
+    looked_up: list[str] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        looked_up.append(name)
+        if name not in ("127.0.0.1", "localhost"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("no_proxy", "*")
+    return looked_up
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Waits between retries, recorded instead of slept: a retry shows up here."""
+    waited: list[float] = []
+    monkeypatch.setattr(transfer.time, "sleep", waited.append)
+    return waited
+
+
+def test_unresolvable_hosts_fail_at_once_with_one_short_line_each(
+    tmp_path, caplog, no_real_network, sleeps, isolated_weights
+):
+    sources = [
+        "https://weights-mirror-one.invalid/v0.1/" + NAME,
+        "https://weights-mirror-two.invalid/mirror/" + NAME,
+    ]
+    folder = tmp_path / "weights"
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="colorize.weights"):
+        with pytest.raises(WeightsDownloadError) as caught:
+            download_checkpoint(sources, folder, DownloadOptions(progress=False))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2.0 * len(sources)
+    assert no_real_network == ["weights-mirror-one.invalid", "weights-mirror-two.invalid"]
+    assert sleeps == []  # not retried
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and not any("resuming" in line for line in lines)
+    for line, host in zip(lines, ("weights-mirror-one.invalid", "weights-mirror-two.invalid")):
+        assert line.startswith(f"{host}: host name does not resolve") and len(line) < 120
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400
+    assert message.count("host name does not resolve") == 1  # said once for both mirrors
+    assert f"download {sources[0]} by hand into {folder}" in message
+    assert "--weights PATH" in message
+    assert "Max retries" not in message and "Caused by" not in message
+    assert _checkpoint_files(folder) == []
+
+
+def test_first_run_without_network_ends_with_what_to_do(
+    tmp_path, monkeypatch, no_real_network, sleeps, isolated_weights
+):
+    from colorize.weights import resolve_checkpoint
+
+    url = "https://releases.example.invalid/" + NAME
+    monkeypatch.setenv("COLORIZE_WEIGHTS_SOURCES", url)
+    with pytest.raises(WeightsDownloadError) as caught:
+        resolve_checkpoint(progress=False)
+    assert caught.value.exit_code == 21
+    assert str(caught.value) == (
+        "could not download the checkpoint (releases.example.invalid: host name does not resolve "
+        f"(offline, or a typo in the URL?)); download {url} by hand into "
+        f"{isolated_weights}/ or pass --weights PATH"
+    )
+    assert sleeps == []
+
+
+def test_refused_connection_is_not_retried(tmp_path, caplog, no_real_network, sleeps, isolated_weights):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that was free a moment ago: nobody listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/{NAME}"
+
+    with caplog.at_level(logging.INFO, logger="colorize.weights"):
+        with pytest.raises(WeightsDownloadError, match="127.0.0.1: connection refused"):
+            download_checkpoint([url], tmp_path, DownloadOptions(progress=False))
+
+    assert sleeps == [] and no_real_network == ["127.0.0.1"]
+    assert [r.getMessage() for r in caplog.records] == ["127.0.0.1: connection refused"]
+    assert _checkpoint_files(tmp_path) == []
+
+
+def test_transient_server_errors_are_retried(
+    tmp_path, caplog, checkpoint_server, payload, sleeps, isolated_weights
+):
+    checkpoint_server.files["/" + NAME] = payload
+    checkpoint_server.statuses_first["/" + NAME] = [503, 502]
+
+    with caplog.at_level(logging.INFO, logger="colorize.weights"):
+        path = download_checkpoint(
+            [checkpoint_server.url("/" + NAME)], tmp_path, DownloadOptions(progress=False, **FAST)
+        )
+
+    assert path.read_bytes() == payload
+    assert checkpoint_server.requests_for("/" + NAME) == [None, None, None]
+    assert len(sleeps) == 2
+    retries = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any("HTTP 503" in line and "trying again (try 2 of 4)" in line for line in retries)
+    assert not any("resuming" in line for line in retries)  # nothing had arrived to resume
+
+
+def test_a_server_error_that_persists_gives_up_after_the_retries(
+    tmp_path, checkpoint_server, payload, sleeps, isolated_weights
+):
+    checkpoint_server.files["/" + NAME] = payload
+    checkpoint_server.statuses_first["/" + NAME] = [500] * 5
+    options = DownloadOptions(progress=False, resume_attempts=2, **FAST)
+
+    with pytest.raises(WeightsDownloadError, match=r"HTTP 500 .*gave up after 3 tries"):
+        download_checkpoint([checkpoint_server.url("/" + NAME)], tmp_path, options)
+    assert len(checkpoint_server.requests_for("/" + NAME)) == 3
+    assert _checkpoint_files(tmp_path) == []
+
+
+def test_resuming_is_announced_only_with_bytes_to_resume_from(
+    tmp_path, caplog, checkpoint_server, payload, isolated_weights
+):
+    checkpoint_server.files["/" + NAME] = payload
+    checkpoint_server.cut_first_request_after["/" + NAME] = len(payload) // 2
+
+    with caplog.at_level(logging.INFO, logger="colorize.weights"):
+        download_checkpoint(
+            [checkpoint_server.url("/" + NAME)], tmp_path, DownloadOptions(progress=False, **FAST)
+        )
+
+    resumed_from = int(checkpoint_server.requests_for("/" + NAME)[1].removeprefix("bytes=")[:-1])
+    resumes = [r.getMessage() for r in caplog.records if "resuming" in r.getMessage()]
+    assert len(resumes) == 1 and f"resuming from byte {resumed_from} " in resumes[0]
+    assert resumed_from > 0
+
+
+def test_an_unresolvable_hub_fails_before_huggingface_hub_retries(
+    tmp_path, monkeypatch, no_real_network, isolated_weights
+):
+    import huggingface_hub
+
+    called = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kw: called.append(kw))
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    started = time.monotonic()
+    with pytest.raises(WeightsDownloadError) as caught:
+        download_checkpoint(
+            ["hf://someone/colormnet/" + NAME], tmp_path, DownloadOptions(progress=False)
+        )
+    assert time.monotonic() - started < 2.0
+    assert called == [] and no_real_network == ["huggingface.co"]
+    message = str(caught.value)
+    assert "(huggingface.co: host name does not resolve" in message
+    assert f"https://huggingface.co/someone/colormnet/resolve/main/{NAME} by hand" in message

@@ -86,6 +86,8 @@ def isolated_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # A test that downloads names its loopback source; any other download fails at once
     # (port 9 on loopback refuses) instead of reaching the real release on the internet.
     monkeypatch.setenv("COLORIZE_WEIGHTS_SOURCES", "http://127.0.0.1:9/no-download-in-tests.pth")
+    # The same for hf:// sources: the hub's host is looked up before huggingface_hub is called.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     # Loopback requests must never go through a proxy configured on the machine.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -100,6 +102,8 @@ class CheckpointServer:
 
     files: dict[str, bytes] = field(default_factory=dict)
     cut_first_request_after: dict[str, int] = field(default_factory=dict)
+    # HTTP statuses answered, in order, to the first requests for a path (e.g. [503, 503]).
+    statuses_first: dict[str, list[int]] = field(default_factory=dict)
     honour_range: bool = True
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     port: int = 0
@@ -120,6 +124,10 @@ def _handler_for(server_state: CheckpointServer) -> type[BaseHTTPRequestHandler]
             range_header = self.headers.get("Range")
             first_time = not server_state.requests_for(self.path)
             server_state.requests.append((self.path, range_header))
+            scripted = server_state.statuses_first.get(self.path)
+            if scripted:
+                self.send_error(scripted.pop(0))
+                return
             data = server_state.files.get(self.path)
             if data is None:
                 self.send_error(404, "Not Found")
