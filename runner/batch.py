@@ -426,7 +426,7 @@ class ClientBackend:
         client = self._client(server)
         result = client.run(prepared.api, timeout=self.timeout)
         outputs: list[dict[str, Any]] = []
-        if result.outputs:
+        if result.has_outputs:  # history files, and images that came over the websocket
             manifest = collect_outputs(client, result, out_dir, titles=prepared.titles,
                                        class_types=prepared.class_types, overrides=prepared.overrides)
             outputs = manifest.outputs

@@ -95,12 +95,34 @@ class NodeExecuted(Event):
 
 @dataclass
 class Preview(Event):
-    """A binary preview image frame (sampler preview or SaveImageWebsocket)."""
+    """A sampler preview: a binary image frame sent while a node that is not an output node runs.
+    Not an output; the command line saves previews only with ``--save-previews``."""
 
     node_id: str | None = None
     image_format: str = "png"
     size: int = 0
     kind = "preview"
+
+    def __post_init__(self) -> None:
+        self.data: bytes = b""  # the image bytes; kept out of to_json()
+
+
+@dataclass
+class ImageOutput(Event):
+    """An output image sent as a binary websocket frame by an output node (``SaveImageWebsocket``).
+
+    The server stores it nowhere and history does not list it, so this frame is the only copy:
+    the client keeps it in ``RunResult.images`` and ``collect_outputs`` saves it with the other
+    outputs. ``index`` counts the node's images in the order they arrived.
+    """
+
+    node_id: str | None = None
+    class_type: str | None = None
+    title: str | None = None
+    index: int = 0
+    image_format: str = "png"
+    size: int = 0
+    kind = "image_output"
 
     def __post_init__(self) -> None:
         self.data: bytes = b""  # the image bytes; kept out of to_json()

@@ -4,10 +4,13 @@ History lists outputs per node as ``{key: [items]}``: ``images`` (also animated 
 marked by ``animated: [true]``), ``audio``, ``gifs`` (a popular video pack), ``text`` (strings),
 and whatever custom nodes invent. Any item with a ``filename`` is a file fetched through ``/view``;
 ``text`` strings are written as ``.txt`` files; other values are recorded in the manifest only.
+Images an output node sent as websocket frames (``SaveImageWebsocket``: stored nowhere on the
+server, absent from history) come from ``RunResult.images`` and are saved with the rest.
 
 Local names are deterministic: ``<node>-<kind>-<index>-<server filename>`` (``<node>-text-<index>.txt``
-for text), so reruns and scripts can find files without reading the manifest. Files are streamed to a
-temporary name beside the target and renamed when complete, hashing on the way.
+for text, ``<node>-image-<index>.<ext>`` for websocket images, numbered in the order they arrived), so
+reruns and scripts can find files without reading the manifest. Files are streamed to a temporary name
+beside the target and renamed when complete, hashing on the way.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ import requests
 
 from runner.client import ComfyClient, RunResult
 from runner.errors import OutputError, ProtocolError, ServerUnreachableError
+from runner.events import ImageOutput
 
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
 AUDIO_EXTENSIONS = {".flac", ".mp3", ".wav", ".ogg", ".opus", ".m4a"}
 METADATA_KEYS = {"animated"}  # flags that describe other items rather than being outputs
 CHUNK = 1024 * 1024
 MANIFEST_NAME = "manifest.json"
+WEBSOCKET_KEY = "websocket"  # manifest ``key`` of images that came as websocket frames
+IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
 
 
 @dataclass
@@ -46,6 +52,7 @@ class OutputItem:
     type: str = "output"
     text: str | None = None
     local_name: str = ""
+    data: bytes | None = None  # the bytes of an image that came over the websocket
 
     def view_params(self) -> dict[str, str]:
         return {"filename": self.filename or "", "subfolder": self.subfolder, "type": self.type}
@@ -101,6 +108,17 @@ def list_outputs(outputs: dict[str, Any]) -> tuple[list[OutputItem], list[dict[s
     return items, others
 
 
+def list_websocket_images(images: list[ImageOutput]) -> list[OutputItem]:
+    """Items for the output images that came as websocket frames, by node then arrival order."""
+    items = []
+    for image in sorted(images, key=lambda i: (_natural_key(str(i.node_id)), i.index)):
+        node_id = str(image.node_id)
+        ext = IMAGE_EXTENSIONS.get(image.image_format, _safe(image.image_format))
+        items.append(OutputItem(node_id, WEBSOCKET_KEY, "image", image.index, data=image.data,
+                                local_name=f"{_safe(node_id)}-image-{image.index:02d}.{ext}"))
+    return items
+
+
 def download(client: ComfyClient, item: OutputItem, target: Path) -> tuple[int, str]:
     """Stream one ``/view`` file to ``target`` (atomic); returns (size, sha256). Retries transient failures."""
     partial = target.with_name(f".{target.name}.part")
@@ -140,6 +158,7 @@ class Manifest:
     other_values: list[dict[str, Any]] = field(default_factory=list)
     overrides: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    previews: list[dict[str, Any]] = field(default_factory=list)  # saved sampler previews (not outputs)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,8 +172,12 @@ def collect_outputs(
     titles: dict[str, str] | None = None,
     class_types: dict[str, str] | None = None,
     overrides: list[Any] | None = None,
+    previews: list[dict[str, Any]] | None = None,
 ) -> Manifest:
-    """Download every output of ``result`` into ``out_dir`` and write ``manifest.json`` there."""
+    """Download every output of ``result`` into ``out_dir`` and write ``manifest.json`` there.
+
+    ``previews`` (records of previews already saved, see :mod:`runner.previews`) are listed in the
+    manifest apart from the outputs."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,12 +191,14 @@ def collect_outputs(
             class_types.setdefault(node_id, node.get("class_type"))
             titles.setdefault(node_id, (node.get("_meta") or {}).get("title") or node.get("class_type"))
     items, others = list_outputs(result.outputs)
+    # Stable sort: websocket images join their node's place in the node order.
+    items = sorted(items + list_websocket_images(result.images), key=lambda item: _natural_key(item.node_id))
     started = time.monotonic()
     records: list[dict[str, Any]] = []
     for item in items:
         target = out_dir / item.local_name
-        if item.text is not None:
-            data = item.text.encode("utf-8")
+        if item.text is not None or item.data is not None:
+            data = item.data if item.data is not None else (item.text or "").encode("utf-8")
             _write_atomic(target, data)
             size, sha = len(data), hashlib.sha256(data).hexdigest()
         else:
@@ -186,7 +211,8 @@ def collect_outputs(
         })
     timings = dict(result.timings)
     timings["download_s"] = round(time.monotonic() - started, 4)
-    manifest = Manifest(result.prompt_id, client.server, result.state.value, records, others, list(overrides or []), timings)
+    manifest = Manifest(result.prompt_id, client.server, result.state.value, records, others, list(overrides or []),
+                        timings, list(previews or []))
     _write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=2).encode("utf-8"))
     return manifest
 

@@ -30,6 +30,7 @@ class RunOptions:
     json_output: bool = False
     no_wait: bool = False
     quiet: bool = False
+    save_previews: bool = False
 
 
 
@@ -53,6 +54,8 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--json", "json_output", is_flag=True, help="Print NDJSON events and a final result object on stdout."),
         click.option("--no-wait", is_flag=True, help="Queue the prompt, print its id and exit."),
         click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+        click.option("--save-previews", is_flag=True,
+                     help="Also save sampler preview images (not outputs) to OUT/previews/ as they arrive."),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)

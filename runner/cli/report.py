@@ -80,6 +80,8 @@ class Reporter:
             for record in manifest.outputs:
                 click.echo(str(out_dir / record["path"]) if out_dir else record["path"])
             self._err(f"{len(manifest.outputs)} output(s) in {out_dir} (manifest.json)")
+            if manifest.previews:
+                self._err(f"{len(manifest.previews)} preview(s) in {out_dir / 'previews'}")
         if result is not None and result.ok:
             self._err(f"done: prompt {prompt_id} succeeded")
 
@@ -126,6 +128,8 @@ class JsonReporter(Reporter):
         if manifest is not None:
             data["out_dir"] = str(out_dir)
             data["outputs"] = manifest.outputs
+            if manifest.previews:
+                data["previews"] = manifest.previews
         self._emit(data)
 
     def error(self, exc: ComfyRunError, prompt_id: str | None) -> None:

@@ -15,8 +15,9 @@ from runner.cli.options import RunOptions
 from runner.cli.report import JsonReporter, Reporter, exit_code_for
 from runner.client import ComfyClient, Deadline
 from runner.errors import CancelledByUserError, ComfyRunError, ExitCode
-from runner.events import Queued
+from runner.events import Event, Queued
 from runner.outputs import collect_outputs
+from runner.previews import PreviewSaver
 
 
 def _prepare(source: str | Path | dict[str, Any], client: ComfyClient, options: RunOptions) -> Any:
@@ -49,14 +50,19 @@ def execute(source: str | Path | dict[str, Any], options: RunOptions,
         if options.no_wait:
             reporter.result(None, None, None, prompt_id, queued_only=True)
             return ExitCode.SUCCESS
-        with _ctrl_c_requests_cancel(client):
-            result = client.wait(prompt_id, timeout=deadline.remaining(), on_event=reporter.event,
-                                 workflow=prepared.api)
-        manifest = None
         out_dir = options.out if options.out is not None else Path("comfy-outputs") / prompt_id
-        if result.outputs:  # failed runs keep outputs of nodes that finished first: bring them back too
+        on_event: Callable[[Event], None] = reporter.event
+        previews = PreviewSaver(out_dir) if options.save_previews else None
+        if previews is not None:
+            on_event = _both(previews, reporter.event)
+        with _ctrl_c_requests_cancel(client):
+            result = client.wait(prompt_id, timeout=deadline.remaining(), on_event=on_event, workflow=prepared.api)
+        manifest = None
+        # Failed runs keep outputs of nodes that finished first: bring them back too.
+        if result.has_outputs or (previews is not None and previews.records):
             manifest = collect_outputs(client, result, out_dir, titles=prepared.titles,
-                                       class_types=prepared.class_types, overrides=prepared.overrides)
+                                       class_types=prepared.class_types, overrides=prepared.overrides,
+                                       previews=previews.records if previews is not None else None)
         reporter.result(result, manifest, out_dir, prompt_id)
         if not result.ok and not options.json_output:
             click.echo(f"error: {result.message}", err=True)
@@ -72,6 +78,13 @@ def execute(source: str | Path | dict[str, Any], options: RunOptions,
         return int(exc.exit_code)
     finally:
         client.close()
+
+
+def _both(first: Callable[[Event], None], second: Callable[[Event], None]) -> Callable[[Event], None]:
+    def on_event(event: Event) -> None:
+        first(event)
+        second(event)
+    return on_event
 
 
 @contextlib.contextmanager

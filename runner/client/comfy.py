@@ -20,7 +20,7 @@ from runner.client.results import (
     validation_lines,
 )
 from runner.client.retry import Deadline, RetryPolicy
-from runner.client.tracker import RunTracker
+from runner.client.tracker import WEBSOCKET_OUTPUT_CLASSES, RunTracker
 from runner.client.ws import EventSocket, websocket_url
 from runner.errors import PromptValidationError, ProtocolError, RunTimeoutError, ServerUnreachableError
 from runner.events import ConnectionNote, Event, Finished, FinishState, Queued
@@ -60,6 +60,8 @@ class ComfyClient(ServerApi):
         self._cancel_requested = threading.Event()
         self._graphs: dict[str, dict[str, Any]] = {}
         self._notes: list[ConnectionNote] = []
+        # Classes whose image frames are outputs, not previews; grows with what /object_info says.
+        self.output_classes: set[str] = set(WEBSOCKET_OUTPUT_CLASSES)
 
     def __repr__(self) -> str:  # never shows the token
         return f"ComfyClient(server={self.server!r}, client_id={self.client_id!r}, token={'set' if self._token else 'none'})"
@@ -73,6 +75,14 @@ class ComfyClient(ServerApi):
     def close(self) -> None:
         self._socket.close()
         super().close()
+
+    def object_info(self, class_type: str | None = None) -> dict[str, Any]:
+        info = super().object_info(class_type)
+        # Remember the output nodes: an image frame sent while one of them runs is its output.
+        if isinstance(info, dict):
+            self.output_classes.update(name for name, spec in info.items()
+                                       if isinstance(spec, dict) and spec.get("output_node"))
+        return info
 
     # ------------------------------------------------------------------ submit
     def submit(self, workflow: dict[str, Any], *, prompt_id: str | None = None,
@@ -148,7 +158,7 @@ class ComfyClient(ServerApi):
         :class:`ServerUnreachableError` / :class:`ProtocolError` if the server is lost for good.
         """
         deadline = deadline or Deadline(timeout)
-        tracker = RunTracker(prompt_id, workflow or self._graphs.get(prompt_id) or {})
+        tracker = RunTracker(prompt_id, workflow or self._graphs.get(prompt_id) or {}, self.output_classes)
         started_wall = time.time()
         backlog = self._backlog.pop(prompt_id, deque())
         for note in self._notes:
@@ -244,7 +254,8 @@ class ComfyClient(ServerApi):
     # ------------------------------------------------------------------ results
     def _finish(self, tracker: RunTracker, state: FinishState, message: str, entry: dict[str, Any] | None,
                 started_wall: float, error: dict[str, Any] | None = None) -> Finished:
-        result = RunResult(tracker.prompt_id, state, message, entry, error, timings_of(entry, started_wall))
+        result = RunResult(tracker.prompt_id, state, message, entry, error, timings_of(entry, started_wall),
+                           images=list(tracker.images))
         finished = Finished(prompt_id=tracker.prompt_id, state=state, message=message)
         finished.result = result
         return finished

@@ -13,7 +13,7 @@ from runner.errors import (
     PromptInterruptedError,
     RunTimeoutError,
 )
-from runner.events import FinishState
+from runner.events import FinishState, ImageOutput
 
 _OOM_MARKERS = ("out of memory", "outofmemory", "allocation on device", "cuda error: out of memory")
 
@@ -35,10 +35,17 @@ class RunResult:
     history: dict[str, Any] | None = None
     error: dict[str, Any] | None = None  # execution_error / execution_interrupted payload
     timings: dict[str, float] = field(default_factory=dict)
+    # Output images that came as websocket frames (SaveImageWebsocket): history does not list them.
+    images: list[ImageOutput] = field(default_factory=list)
 
     @property
     def outputs(self) -> dict[str, Any]:
+        """The history entry's outputs (files on the server, texts); see also :attr:`images`."""
         return (self.history or {}).get("outputs") or {}
+
+    @property
+    def has_outputs(self) -> bool:
+        return bool(self.outputs or self.images)
 
     @property
     def ok(self) -> bool:

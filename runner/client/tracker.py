@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from typing import Any, Iterable
 
-from runner.events import Cached, Event, NodeExecuted, NodeStarted, Preview, Progress, Started
+from runner.client.messages import IMAGE
+from runner.events import Cached, Event, ImageOutput, NodeExecuted, NodeStarted, Preview, Progress, Started
+
+# Output nodes known to send their images as websocket frames, for when /object_info was not read
+# (the client learns every class's ``output_node`` flag from /object_info when it is).
+WEBSOCKET_OUTPUT_CLASSES = frozenset({"SaveImageWebsocket"})
 
 
 class RunTracker:
-    """Turns one prompt's websocket messages into typed events and notices completion."""
+    """Turns one prompt's websocket messages into typed events and notices completion.
 
-    def __init__(self, prompt_id: str, workflow: dict[str, Any]) -> None:
+    A binary image frame belongs to the node it names (event 4) or else to the node executing when
+    it arrives (event 1; frames and ``executing`` messages come in order on one socket). When that
+    node's class is an output node (``output_classes``), the frame is an output image and is kept in
+    :attr:`images`; otherwise it is a sampler preview, passed on as a :class:`Preview` event only.
+    """
+
+    def __init__(self, prompt_id: str, workflow: dict[str, Any],
+                 output_classes: Iterable[str] = WEBSOCKET_OUTPUT_CLASSES) -> None:
         self.prompt_id = prompt_id
+        self.output_classes = frozenset(output_classes)
         self.class_types = {nid: node.get("class_type") for nid, node in workflow.items() if isinstance(node, dict)}
         self.titles = {nid: (node.get("_meta") or {}).get("title") or node.get("class_type")
                        for nid, node in workflow.items() if isinstance(node, dict)}
@@ -19,6 +33,8 @@ class RunTracker:
         self.poll_now = False  # a completion signal arrived: read history at once
         self.current_node: str | None = None
         self.started = False
+        self.images: list[ImageOutput] = []
+        self._image_counts: Counter[str] = Counter()
 
     def _node(self, node_id: Any) -> dict[str, Any]:
         nid = str(node_id)
@@ -51,9 +67,24 @@ class RunTracker:
             self.done = kind
             self.poll_now = True
             return []
-        if kind == "_preview" and self.started and not self.done:
-            preview = Preview(prompt_id=pid, node_id=data.get("node") or self.current_node,
-                              image_format=data["format"], size=len(data["image"]))
-            preview.data = data["image"]
-            return [preview]
+        if kind == IMAGE and not self.done:
+            return self._image(message)
         return []
+
+    def _image(self, message: dict[str, Any]) -> list[Event]:
+        data, pid = message["data"], self.prompt_id
+        if message.get("prompt_id") != pid and not (self.started or self.current_node):
+            return []  # an event 1 frame before our run began: it cannot be ours
+        node = data.get("node") or self.current_node
+        image = data["image"]
+        if node is not None and self.class_types.get(node) in self.output_classes:
+            index = self._image_counts[node]
+            self._image_counts[node] += 1
+            output = ImageOutput(prompt_id=pid, index=index, image_format=data["format"], size=len(image),
+                                 **self._node(node))
+            output.data = image
+            self.images.append(output)
+            return [output]
+        preview = Preview(prompt_id=pid, node_id=node, image_format=data["format"], size=len(image))
+        preview.data = image
+        return [preview]

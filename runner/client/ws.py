@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import connect as ws_connect
 
+from runner.client.messages import FEATURE_FLAGS
 from runner.client.retry import RetryPolicy
 from runner.events import ConnectionNote
 
@@ -66,8 +67,10 @@ class EventSocket:
                 open_timeout=self.connect_timeout, close_timeout=1.0, ping_interval=20, ping_timeout=20,
                 max_size=64 * 1024 * 1024, compression=None, **_ws_connect_kwargs(),
             )
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            self._ws = None
+            # Ask for image frames that name their node and prompt (servers without the feature ignore it).
+            self._ws.send(FEATURE_FLAGS)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+            self.close()
             self._failures += 1
             self._next_attempt = time.monotonic() + self.retry.delay(min(self._failures - 1, 5))
             log.debug("websocket unavailable: %s", type(exc).__name__)

@@ -62,6 +62,7 @@ MODEL_INPUT_FOLDERS = {
 }
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 # A tiny valid 1x1 PNG; outputs are this plus a marker so every file has distinct bytes.
+NEVER_CACHED = frozenset({"SaveImageWebsocket"})
 PNG_1X1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b3a7e40000000049454e44ae426082"
@@ -130,6 +131,8 @@ class FakeConfig:
     ws_mute: bool = False  # sockets connect and get ``status`` but never see private run events
     ws_drop_after: int | None = None  # close the client's socket after this many private frames of a run
     preview_frames: bool = False  # binary preview frame on each progress step
+    preview_format: int = 2  # image format code of those preview frames (1 JPEG, 2 PNG)
+    feature_flags: bool = True  # False: an older server that ignores the metadata negotiation (event 1 only)
     interrupt_latency: float = 0.0  # extra delay before an interrupt takes effect
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)  # node id or class -> (exc type, message)
     extra_outputs: dict[str, dict[str, list]] = field(default_factory=dict)  # node id -> extra output keys
@@ -366,7 +369,7 @@ class FakeComfyServer:
             self.config.ws_drop_after = None  # drop once
             conn.drop()
 
-    def _send_binary(self, job: _Job, event: int, node_id: str, image: bytes) -> None:
+    def _send_binary(self, job: _Job, event: int, node_id: str, image: bytes, image_format: int = 2) -> None:
         if self.config.ws_mute:
             return
         with self._lock:
@@ -374,11 +377,30 @@ class FakeComfyServer:
         if conn is None:
             return
         if conn.supports_metadata:
+            image_type = "image/jpeg" if image_format == 1 else "image/png"
             meta = json.dumps({"node_id": node_id, "prompt_id": job.prompt_id, "display_node_id": node_id,
-                               "parent_node_id": None, "real_node_id": node_id, "image_type": "image/png"}).encode()
+                               "parent_node_id": None, "real_node_id": node_id, "image_type": image_type}).encode()
             conn.send_binary(struct.pack(">II", 4, len(meta)) + meta + image)
         else:
-            conn.send_binary(struct.pack(">II", event, 2) + image)
+            conn.send_binary(struct.pack(">II", event, image_format) + image)
+
+    def _websocket_images(self, job: _Job, nid: str, node: dict[str, Any]) -> None:
+        """SaveImageWebsocket: one PNG frame per image of the batch, each after a ``progress`` step
+        (value i of max n), as recorded [08]; the bytes name the prompt, node and index."""
+        count, current = 1, node
+        for _ in range(len(job.prompt)):  # the batch size of the first image source upstream
+            inputs = current.get("inputs", {})
+            if isinstance(inputs.get("batch_size"), int) and inputs["batch_size"] > 0:
+                count = inputs["batch_size"]
+                break
+            link = next((v for v in inputs.values() if isinstance(v, list) and len(v) == 2), None)
+            if link is None:
+                break
+            current = job.prompt.get(str(link[0]), {})
+        for index in range(count):
+            self._send_private(job, {"type": "progress", "data": {"value": index, "max": count,
+                                                                  "prompt_id": job.prompt_id, "node": nid}})
+            self._send_binary(job, 1, nid, PNG_1X1 + f"websocket {job.prompt_id} {nid} {index}".encode())
 
     def _broadcast_status(self) -> None:
         with self._lock:
@@ -615,7 +637,9 @@ class FakeComfyServer:
                 if nid not in order:
                     order.append(nid)
         signatures = {nid: self._signature(job.prompt, nid) for nid in order}
-        cached = [nid for nid in order if self._cache.get(nid) == signatures[nid]]
+        # SaveImageWebsocket says it changed on every run, so the real server never caches it [08].
+        cached = [nid for nid in order if self._cache.get(nid) == signatures[nid]
+                  and job.prompt[nid].get("class_type") not in NEVER_CACHED]
         private("execution_cached", {"nodes": cached, "prompt_id": job.prompt_id, "timestamp": stamp()}, record=True)
         outputs: dict[str, Any] = {}
         meta: dict[str, Any] = {}
@@ -687,14 +711,14 @@ class FakeComfyServer:
             self._check_interrupt(job)
             self._send_private(job, {"type": "progress", "data": {"value": step, "max": steps, "prompt_id": job.prompt_id, "node": nid}})
             if self.config.preview_frames:
-                self._send_binary(job, 1, nid, PNG_1X1)
+                self._send_binary(job, 1, nid, PNG_1X1 + f"preview {nid} {step}".encode(), self.config.preview_format)
         failure = self.config.fail.get(nid) or self.config.fail.get(class_type)
         if failure:
             raise _NodeFailed(nid, class_type, failure[0], failure[1])
         if class_type == "GetImageSize":
             self._broadcast_text(nid, "width: 64, height: 64\n batch size: 1")
         if class_type == "SaveImageWebsocket":
-            self._send_binary(job, 1, nid, PNG_1X1)
+            self._websocket_images(job, nid, node)
 
     def _new_file(self, folder_type: str, prefix: str, ext: str, trailing: str = "_") -> dict[str, str]:
         subfolder, _, base = prefix.rpartition("/")
@@ -919,6 +943,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             message = json.loads(data)
         except ValueError:
+            return
+        if not self.fake.config.feature_flags:
             return
         if message.get("type") == "feature_flags" and message.get("data", {}).get("supports_preview_metadata"):
             conn.supports_metadata = True
