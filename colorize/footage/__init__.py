@@ -1,0 +1,1 @@
+"""Long footage: several references, shot boundaries, resume checkpoints and the confidence report."""
