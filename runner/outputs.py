@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from runner.client import ComfyClient, RunResult
+from runner.client.tracker import WEBSOCKET_OUTPUT_CLASSES
 from runner.errors import OutputError, ProtocolError, ServerUnreachableError
 from runner.events import ImageOutput
 
@@ -117,6 +118,21 @@ def list_websocket_images(images: list[ImageOutput]) -> list[OutputItem]:
         items.append(OutputItem(node_id, WEBSOCKET_KEY, "image", image.index, data=image.data,
                                 local_name=f"{_safe(node_id)}-image-{image.index:02d}.{ext}"))
     return items
+
+
+def missing_websocket_images(workflow: dict[str, Any], result: RunResult) -> list[str]:
+    """One line per node that sends its images over the websocket but sent none we received.
+
+    Those images are stored nowhere on the server, so a socket that was down while the node ran
+    loses them for good; a successful run must not pass over that in silence.
+    """
+    if not result.ok:
+        return []
+    received = {image.node_id for image in result.images}
+    return [f"node {node_id} ({node.get('class_type')}) sends its images over the websocket, but none arrived "
+            "(was the websocket down?); the server does not store them: run the workflow again"
+            for node_id, node in sorted(workflow.items(), key=lambda item: _natural_key(item[0]))
+            if isinstance(node, dict) and node.get("class_type") in WEBSOCKET_OUTPUT_CLASSES and node_id not in received]
 
 
 def download(client: ComfyClient, item: OutputItem, target: Path) -> tuple[int, str]:

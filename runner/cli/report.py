@@ -85,6 +85,9 @@ class Reporter:
         if result is not None and result.ok:
             self._err(f"done: prompt {prompt_id} succeeded")
 
+    def warn(self, line: str) -> None:
+        click.echo(f"warning: {line}", err=True)
+
     def error(self, exc: ComfyRunError, prompt_id: str | None) -> None:
         if isinstance(exc, PromptValidationError) and exc.lines:
             click.echo(f"error: the server rejected the prompt ({len(exc.lines)} problem(s)), nothing was queued:", err=True)
@@ -107,6 +110,10 @@ class JsonReporter(Reporter):
 
     def __init__(self) -> None:
         super().__init__(quiet=True)
+        self.warnings: list[str] = []
+
+    def warn(self, line: str) -> None:
+        self.warnings.append(line)  # reported in the result object
 
     @staticmethod
     def _emit(data: dict[str, Any]) -> None:
@@ -130,6 +137,8 @@ class JsonReporter(Reporter):
             data["outputs"] = manifest.outputs
             if manifest.previews:
                 data["previews"] = manifest.previews
+        if self.warnings:
+            data["warnings"] = self.warnings
         self._emit(data)
 
     def error(self, exc: ComfyRunError, prompt_id: str | None) -> None:

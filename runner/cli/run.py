@@ -16,7 +16,7 @@ from runner.cli.report import JsonReporter, Reporter, exit_code_for
 from runner.client import ComfyClient, Deadline
 from runner.errors import CancelledByUserError, ComfyRunError, ExitCode
 from runner.events import Event, Queued
-from runner.outputs import collect_outputs
+from runner.outputs import collect_outputs, missing_websocket_images
 from runner.previews import PreviewSaver
 
 
@@ -63,6 +63,8 @@ def execute(source: str | Path | dict[str, Any], options: RunOptions,
             manifest = collect_outputs(client, result, out_dir, titles=prepared.titles,
                                        class_types=prepared.class_types, overrides=prepared.overrides,
                                        previews=previews.records if previews is not None else None)
+        for line in missing_websocket_images(prepared.api, result):
+            reporter.warn(line)
         reporter.result(result, manifest, out_dir, prompt_id)
         if not result.ok and not options.json_output:
             click.echo(f"error: {result.message}", err=True)

@@ -133,3 +133,15 @@ def test_output_node_classes_come_from_object_info(comfy_server: FakeComfyServer
         assert "KSampler" not in client.output_classes
         client.object_info()
         assert {"SaveImageWebsocket", "SaveImage"} <= client.output_classes and "KSampler" not in client.output_classes
+
+
+def test_websocket_images_lost_with_the_socket_are_reported(make_comfy_server: Callable[..., FakeComfyServer],
+                                                            tmp_path: Path) -> None:
+    server = make_comfy_server(FakeConfig(ws_accept=False))  # the run is followed by polling alone
+    human = invoke(server, str(WS_WORKFLOW), "--out", str(tmp_path / "a"))
+    assert human.exit_code == 0, human.output
+    assert "warning: node 2 (SaveImageWebsocket) sends its images over the websocket, but none arrived" in human.stderr
+    as_json = invoke(server, str(WS_WORKFLOW), "--out", str(tmp_path / "b"), "--json")
+    assert result_line(as_json.stdout)["warnings"][0].startswith("node 2 (SaveImageWebsocket)")
+    received = invoke(make_comfy_server(), str(WS_WORKFLOW), "--out", str(tmp_path / "c"), "--json")
+    assert "warnings" not in result_line(received.stdout)
