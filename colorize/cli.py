@@ -34,6 +34,7 @@ DEFAULT_COMMAND = "run"
 LAZY_COMMANDS = {
     "weights": ("colorize.weights.cli", "weights_group"),
     "bench": ("colorize.bench_cli", "bench_command"),
+    "comfyui": ("colorize.comfyui.cli", "comfyui_group"),
 }
 
 EXIT_CODES_HELP = """\b

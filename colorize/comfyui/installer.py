@@ -1,0 +1,181 @@
+"""``colorize comfyui install|uninstall``: a loader file in ``COMFYUI_DIR/custom_nodes``.
+
+The loader holds no copy of our code: it imports :mod:`colorize.comfyui.nodes` from the Python
+ComfyUI runs with, so upgrading the ``colorize-video`` package upgrades the nodes. Before writing
+it, the installer checks that ComfyUI is new enough for the V3 node API and that its Python can
+import this package (and prints the command that fixes it when not). Nothing here imports ComfyUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import colorize
+from colorize.comfyui.errors import (
+    ComfyUIInstallError,
+    ComfyUITooOldError,
+    ForeignLoaderError,
+    PackageNotImportableError,
+)
+
+logger = logging.getLogger(__name__)
+
+LOADER_NAME = "colorize_video_nodes.py"   # not "colorize.py": ComfyUI names the module after the file
+MARKER = "# colorize-video ComfyUI loader"
+#: The oldest ComfyUI whose core video nodes use the V3 node API the nodes are written against
+#: (comfy_api.latest with io.ComfyNode, io.Video, ComfyExtension and comfy_entrypoint).
+MIN_COMFYUI_VERSION = (0, 3, 56)
+MODEL_FOLDER = "colormnet"
+CHECK_TIMEOUT_S = 120
+
+LOADER_TEMPLATE = MARKER + """ (written by 'colorize comfyui install'; remove it with
+# 'colorize comfyui uninstall COMFYUI_DIR'). It only imports the installed colorize package, so
+# upgrading that package upgrades the nodes.
+import sys
+
+INSTALL_HINT = @HINT@
+
+try:
+    from colorize.comfyui.nodes import comfy_entrypoint  # noqa: F401
+except ImportError as error:
+    raise ImportError(
+        f"colorize nodes: the colorize package cannot be imported by {sys.executable} ({error}); "
+        f"install it with: {sys.executable} -m pip install {INSTALL_HINT}"
+    ) from error
+"""
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    loader: Path
+    comfyui_version: str | None
+    python: str
+    package_version: str
+    model_folder: Path
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return ".".join(str(n) for n in version)
+
+
+def read_comfyui_version(comfyui_dir: Path) -> str | None:
+    """The version ComfyUI reports (comfyui_version.py, else pyproject.toml), or None."""
+    for name, pattern in (("comfyui_version.py", r'__version__\s*=\s*["\']([^"\']+)'),
+                          ("pyproject.toml", r'(?m)^version\s*=\s*["\']([^"\']+)')):
+        try:
+            match = re.search(pattern, (comfyui_dir / name).read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        if match:
+            return match.group(1)
+    return None
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def check_comfyui_dir(comfyui_dir: Path) -> str | None:
+    """Raise unless ``comfyui_dir`` is a ComfyUI checkout new enough for the nodes."""
+    if not comfyui_dir.is_dir():
+        raise ComfyUIInstallError(f"ComfyUI folder not found: {comfyui_dir}")
+    if not (comfyui_dir / "main.py").is_file() or not (comfyui_dir / "folder_paths.py").is_file():
+        raise ComfyUIInstallError(
+            f"{comfyui_dir} does not look like ComfyUI (no main.py / folder_paths.py); "
+            "give the folder that holds ComfyUI's main.py")
+    needed = version_text(MIN_COMFYUI_VERSION)
+    version = read_comfyui_version(comfyui_dir)
+    has_v3 = (comfyui_dir / "comfy_api" / "latest" / "__init__.py").is_file()
+    if (version is not None and parse_version(version) < MIN_COMFYUI_VERSION) or not has_v3:
+        shown = version or "of unknown version"
+        raise ComfyUITooOldError(
+            f"ComfyUI at {comfyui_dir} ({shown}) is older than {needed}, which the nodes need "
+            "(the V3 node API, comfy_api.latest); update ComfyUI (git pull) and install again")
+    if version is None:
+        logger.warning("cannot read ComfyUI's version in %s; it has the V3 node API, going on", comfyui_dir)
+    return version
+
+
+def _install_hint() -> str:
+    """What to pip-install: the source tree for an editable/source install, else the package."""
+    package_dir = Path(colorize.__file__).resolve().parent
+    root = package_dir.parent
+    if (root / "pyproject.toml").is_file() and "site-packages" not in package_dir.parts:
+        return f"-e {root}"
+    return f"colorize-video=={colorize.__version__}"
+
+
+def check_python(python: str) -> str:
+    """The colorize version ``python`` imports; raise with the fix command if it cannot."""
+    code = ("import colorize, colorize.comfyui.work, torch, av; "
+            "print(colorize.__version__)")
+    fix = f"{python} -m pip install {_install_hint()}"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S)
+    except FileNotFoundError:
+        raise PackageNotImportableError(f"Python not found: {python}; give ComfyUI's Python with --python") from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise PackageNotImportableError(f"cannot run {python} ({error}); give ComfyUI's Python with --python") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no error text"])[-1]
+        raise PackageNotImportableError(
+            f"the Python ComfyUI runs with ({python}) cannot import colorize ({last}); "
+            f"install it there with: {fix}")
+    version = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "?"
+    if version != colorize.__version__:
+        logger.warning("%s imports colorize %s, this command is %s: the nodes run that version "
+                       "(upgrade with: %s)", python, version, colorize.__version__, fix)
+    return version
+
+
+def loader_path(comfyui_dir: Path) -> Path:
+    return comfyui_dir / "custom_nodes" / LOADER_NAME
+
+
+def _is_ours(path: Path) -> bool:
+    try:
+        return path.read_text(encoding="utf-8").startswith(MARKER)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def install(comfyui_dir: Path, python: str = sys.executable) -> InstallResult:
+    """Check ComfyUI and its Python, then write the loader (atomically) and models/colormnet."""
+    comfyui_dir = comfyui_dir.expanduser().resolve()
+    version = check_comfyui_dir(comfyui_dir)
+    package_version = check_python(python)
+    loader = loader_path(comfyui_dir)
+    if loader.exists() and not _is_ours(loader):
+        raise ForeignLoaderError(f"{loader} exists and was not written by colorize; move it away and install again")
+    try:
+        loader.parent.mkdir(parents=True, exist_ok=True)
+        models = comfyui_dir / "models" / MODEL_FOLDER
+        models.mkdir(parents=True, exist_ok=True)
+        temporary = loader.with_name(f".{loader.name}.tmp")
+        temporary.write_text(LOADER_TEMPLATE.replace("@HINT@", repr(_install_hint())), encoding="utf-8")
+        os.replace(temporary, loader)
+    except OSError as error:
+        raise ComfyUIInstallError(f"cannot write the loader into {loader.parent}: {error}") from None
+    return InstallResult(loader, version, python, package_version, models)
+
+
+def uninstall(comfyui_dir: Path) -> Path:
+    """Remove the loader; models/colormnet and its checkpoints stay."""
+    comfyui_dir = comfyui_dir.expanduser().resolve()
+    loader = loader_path(comfyui_dir)
+    if not loader.exists():
+        raise ComfyUIInstallError(f"the colorize nodes are not installed in {comfyui_dir} (no {loader})")
+    if not _is_ours(loader):
+        raise ForeignLoaderError(f"{loader} was not written by colorize; not removing it")
+    try:
+        loader.unlink()
+    except OSError as error:
+        raise ComfyUIInstallError(f"cannot remove {loader}: {error}") from None
+    return loader

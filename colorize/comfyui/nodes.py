@@ -1,0 +1,297 @@
+"""The ColorMNet nodes, written against ComfyUI's V3 node API (``comfy_api.latest``).
+
+This is the only module of the package that imports ComfyUI, and only the loader file that
+``colorize comfyui install`` puts into ``custom_nodes/`` imports it. The nodes stay thin: they
+translate ComfyUI inputs, call :mod:`colorize.comfyui.work` (the same engine and video pipeline
+as the ``colorize`` command) and report through ComfyUI's progress bar and interrupt flag.
+
+Nodes (category ``colorize``):
+
+* *Load ColorMNet* (``ColorizeLoadColorMNet``): checkpoint from ``models/colormnet`` (any folder
+  ``extra_model_paths.yaml`` adds for ``colormnet``) or colorize's own search path; precision.
+* *Colorize Frames* (``ColorizeFrames``): IMAGE batch + reference IMAGE -> IMAGE batch.
+* *Colorize Video* (``ColorizeVideo``): VIDEO + reference IMAGE -> VIDEO, streamed file to file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import comfy.model_management as model_management
+import comfy.utils
+import folder_paths
+from comfy_api.latest import ComfyExtension, InputImpl, io
+
+from colorize.comfyui import work
+from colorize.comfyui.errors import NodeInputError
+from colorize.comfyui.models import CACHE, MEMORY_MODES, PRECISIONS, LoadedModel, RunOptions
+from colorize.errors import ColorizeError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FOLDER = "colormnet"
+CHECKPOINT_SUFFIXES = {".safetensors", ".pth", ".pt", ".ckpt", ".bin"}
+#: Checkpoint choice meaning "what the colorize command would use" (--weights search path).
+COLORIZE_DEFAULT = "(colorize default)"
+CATEGORY = "colorize"
+
+ColorMNetModel = io.Custom("COLORMNET")
+
+
+class ColorizeNodeError(RuntimeError):
+    """The one-line message a failed node shows (and ``comfy-run`` prints from execution_error)."""
+
+
+def register_model_folder() -> None:
+    """``models/colormnet`` as a ComfyUI model folder, keeping folders extra_model_paths.yaml added."""
+    default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    if MODEL_FOLDER in folder_paths.folder_names_and_paths:
+        paths, suffixes = folder_paths.folder_names_and_paths[MODEL_FOLDER]
+        if default not in paths:
+            paths.insert(0, default)
+        folder_paths.folder_names_and_paths[MODEL_FOLDER] = (paths, set(suffixes) | CHECKPOINT_SUFFIXES)
+    else:
+        folder_paths.folder_names_and_paths[MODEL_FOLDER] = ([default], set(CHECKPOINT_SUFFIXES))
+
+
+def checkpoint_choices() -> list[str]:
+    names = list(folder_paths.get_filename_list(MODEL_FOLDER))
+    return names + [COLORIZE_DEFAULT]
+
+
+def resolve_checkpoint(name: str) -> Path:
+    if name == COLORIZE_DEFAULT:
+        try:
+            from colorize.weights import resolve_checkpoint as colorize_search
+        except ImportError:  # pragma: no cover - the weights package is part of colorize
+            raise ColorizeNodeError("colorize's checkpoint search is not available in this install") from None
+        try:
+            return Path(colorize_search(None, allow_download=False, progress=False))
+        except ColorizeError as error:
+            raise ColorizeNodeError(
+                f"no colorize checkpoint found ({error}); put one into models/{MODEL_FOLDER} or run "
+                "'colorize weights download' with the Python ComfyUI runs with") from None
+    path = folder_paths.get_full_path(MODEL_FOLDER, name)
+    if path is None or not os.path.isfile(path):
+        folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
+        raise ColorizeNodeError(
+            f"checkpoint '{name}' not found in models/{MODEL_FOLDER} ({folders}); copy the ColorMNet "
+            "checkpoint there (or pick another one) and queue the prompt again")
+    return Path(path)
+
+
+def _progress(total: int):
+    bar = comfy.utils.ProgressBar(max(1, total))
+
+    def on_frame(done: int, total: int) -> None:
+        bar.update_absolute(done, max(1, total))
+
+    return on_frame
+
+
+def _check_interrupt() -> None:
+    model_management.throw_exception_if_processing_interrupted()
+
+
+def _make_holder(model: LoadedModel) -> Any:
+    """A ModelPatcher around the network, so that ComfyUI can move it off the device when other
+    models need the memory (and back before our next run)."""
+    try:
+        import comfy.model_patcher
+
+        patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+        return patcher_class(model.base.network, load_device=model.base.device,
+                             offload_device=model_management.unet_offload_device())
+    except Exception as error:  # noqa: BLE001 - memory sharing is an optimisation
+        logger.warning("colorize: ComfyUI's model manager cannot hold ColorMNet (%s); it stays loaded", error)
+        return None
+
+
+def _ready(model: LoadedModel) -> LoadedModel:
+    model = CACHE.reacquire(model)
+    if model.holder is None:
+        model.holder = _make_holder(model)
+    if model.holder is not None:
+        model_management.load_models_gpu([model.holder], force_full_load=True)
+    return model
+
+
+def _run_errors(error: BaseException, node: str) -> ColorizeNodeError:
+    """One clear line for what went wrong inside a run."""
+    from colorize.devices import is_out_of_memory
+
+    if isinstance(error, ColorizeError):
+        return ColorizeNodeError(f"{node}: {error}")
+    if is_out_of_memory(error):
+        return ColorizeNodeError(
+            f"{node}: out of memory even after lowering the processing size; set max_side lower, "
+            "use memory_mode low, or free memory for this prompt")
+    raise error
+
+
+def _options(memory_mode: str, max_side: int, reference_is_first_frame: bool) -> RunOptions:
+    if memory_mode not in MEMORY_MODES:
+        raise ColorizeNodeError(f"memory_mode must be one of {', '.join(MEMORY_MODES)}, got {memory_mode!r}")
+    return RunOptions(memory_mode=memory_mode, max_side=int(max_side) or None,
+                      reference_is_first_frame=bool(reference_is_first_frame))
+
+
+def _common_inputs() -> list:
+    return [
+        io.Boolean.Input("reference_is_first_frame", default=False,
+                         tooltip="On: the reference is the colorized first frame of this clip. "
+                                 "Off: an exemplar photo whose colours are carried over."),
+        io.Combo.Input("memory_mode", options=list(MEMORY_MODES), default="balanced",
+                       tooltip="low: less memory; balanced: ColorMNet's defaults; high: longer memory."),
+        io.Int.Input("max_side", default=0, min=0, max=16384, step=16,
+                     tooltip="Longest side the network runs at (colour is carried back to full size). "
+                             "0: full resolution, lowered automatically when it does not fit."),
+    ]
+
+
+class LoadColorMNet(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        register_model_folder()
+        return io.Schema(
+            node_id="ColorizeLoadColorMNet",
+            display_name="Load ColorMNet",
+            category=CATEGORY,
+            description="Loads a ColorMNet checkpoint for the Colorize nodes (kept between prompts).",
+            inputs=[
+                io.Combo.Input("checkpoint", options=checkpoint_choices(),
+                               tooltip=f"A checkpoint in models/{MODEL_FOLDER}, or {COLORIZE_DEFAULT}: "
+                                       "the one the colorize command finds."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: fp16 on CUDA, fp32 elsewhere."),
+            ],
+            outputs=[ColorMNetModel.Output(display_name="model")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, checkpoint: str, precision: str) -> Any:
+        try:
+            path = resolve_checkpoint(checkpoint)
+            return (str(path), path.stat().st_mtime_ns, precision)
+        except (ColorizeNodeError, OSError):
+            return float("nan")  # never equal: the error is raised again on execution
+
+    @classmethod
+    def execute(cls, checkpoint: str, precision: str) -> io.NodeOutput:
+        path = resolve_checkpoint(checkpoint)
+        device = model_management.get_torch_device()
+        try:
+            model, built = CACHE.load(path, device.type, precision)
+        except ColorizeError as error:
+            raise ColorizeNodeError(f"Load ColorMNet: {error}") from None
+        if built:
+            model.holder = _make_holder(model)
+        return io.NodeOutput(model)
+
+
+class ColorizeFrames(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ColorizeFrames",
+            display_name="Colorize Frames",
+            category=CATEGORY,
+            description="Colorizes an IMAGE batch (the frames of one shot, in order) from a reference image.",
+            inputs=[
+                ColorMNetModel.Input("model"),
+                io.Image.Input("images", tooltip="The frames, in order; colour is taken from their luminance."),
+                io.Image.Input("reference", tooltip="Colour reference; resized to the frame size. "
+                                                    "Of a batch, the first image is used."),
+                *_common_inputs(),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
+
+    @classmethod
+    def execute(cls, model: LoadedModel, images, reference, reference_is_first_frame: bool,
+                memory_mode: str, max_side: int) -> io.NodeOutput:
+        options = _options(memory_mode, max_side, reference_is_first_frame)
+        try:
+            work_model = _ready(model)
+            count = int(images.shape[0]) if getattr(images, "dim", lambda: 0)() == 4 else 0
+            result = work.colorize_batch(work_model.colorizer(options), images, reference,
+                                         _progress(count), _check_interrupt)
+        except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
+            raise _run_errors(error, "Colorize Frames") from None
+        return io.NodeOutput(result)
+
+
+def _video_source(video: Any, scratch: Path) -> tuple[Path, Path | None]:
+    """A file our decoder can stream: the VIDEO's own file when it is a plain, untrimmed file,
+    else the VIDEO written once to ``scratch`` (ComfyUI streams that copy itself)."""
+    source = None
+    try:
+        source = video.get_stream_source() if isinstance(video, InputImpl.VideoFromFile) else None
+    except Exception:  # noqa: BLE001 - fall back to writing a copy
+        source = None
+    trim = getattr(video, "get_active_trim_window", lambda: (0.0, 0.0))()
+    if isinstance(source, str) and os.path.isfile(source) and not any(trim):
+        return Path(source), None
+    copy = scratch / f"{uuid.uuid4().hex}-input.mp4"
+    try:
+        video.save_to(str(copy))
+    except Exception as error:  # noqa: BLE001 - e.g. a VIDEO built from zero images
+        copy.unlink(missing_ok=True)
+        raise NodeInputError(f"the VIDEO has no frames to colorize ({error})") from None
+    return copy, copy
+
+
+class ColorizeVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ColorizeVideo",
+            display_name="Colorize Video",
+            category=CATEGORY,
+            description="Colorizes a VIDEO from a reference image, streaming frame by frame "
+                        "(memory stays flat for any length); frame rate, timing and audio are kept.",
+            inputs=[
+                ColorMNetModel.Input("model"),
+                io.Video.Input("video", tooltip="The video to colorize (for example from Load Video)."),
+                io.Image.Input("reference", tooltip="Colour reference; resized to the frame size."),
+                *_common_inputs(),
+            ],
+            outputs=[io.Video.Output(display_name="video")],
+        )
+
+    @classmethod
+    def execute(cls, model: LoadedModel, video, reference, reference_is_first_frame: bool,
+                memory_mode: str, max_side: int) -> io.NodeOutput:
+        options = _options(memory_mode, max_side, reference_is_first_frame)
+        scratch = Path(folder_paths.get_temp_directory()) / "colorize"
+        scratch.mkdir(parents=True, exist_ok=True)
+        output = scratch / f"{uuid.uuid4().hex}.mp4"
+        copy = None
+        try:
+            source, copy = _video_source(video, scratch)
+            work_model = _ready(model)
+            work.colorize_video_file(work_model.colorizer(options), source, reference, output,
+                                     _progress(0), _check_interrupt)
+        except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
+            raise _run_errors(error, "Colorize Video") from None
+        finally:
+            if copy is not None:
+                copy.unlink(missing_ok=True)
+        return io.NodeOutput(InputImpl.VideoFromFile(str(output)))
+
+
+NODES = [LoadColorMNet, ColorizeFrames, ColorizeVideo]
+
+
+class ColorizeExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> ColorizeExtension:
+    register_model_folder()
+    return ColorizeExtension()
