@@ -10,6 +10,7 @@ Exit codes (also listed in ``colorize --help`` and the README):
 1   any other user-caused error (:class:`ColorizeError` itself)
 2   bad command line (click's own usage errors)
 3   reserved: out of GPU/host memory after every back-off step (engine)
+8   the shots file (``--shots FILE``) is unreadable or its cut list is invalid
 9   no colorizer could be built (:class:`ColorizerUnavailableError`)
 10  input not found or not readable
 11  input has no video stream
@@ -38,6 +39,12 @@ class ColorizerUnavailableError(ColorizeError):
     """No colorization model could be built (missing weights, missing implementation)."""
 
     exit_code = 9
+
+
+class ShotListError(ColorizeError):
+    """A shots file is unreadable, malformed, or lists cuts out of order or past the end."""
+
+    exit_code = 8
 
 
 class InputNotFoundError(ColorizeError):
