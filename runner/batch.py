@@ -309,7 +309,7 @@ def run_batch(
     for job in jobs:  # dry run: every job validated before anything is uploaded or queued
         try:
             prepare_workflow(workflow, object_info, job.sets, job.inputs, lambda p: p.name,
-                             models=models_on(options.servers[0]))
+                             models=models_on(options.servers[0]), server=options.servers[0])
         except WorkflowError as exc:
             problems += [f"line {job.line}: {p}" for p in exc.problems]
     if problems:
@@ -350,7 +350,7 @@ def run_batch(
                 object_infos[server] = backend.object_info(server)
             prepared = prepare_workflow(
                 workflow, object_infos[server], job.sets, job.inputs,
-                lambda path: backend.upload(server, path), models=models_on(server),
+                lambda path: backend.upload(server, path), models=models_on(server), server=server,
             )
             outcome = backend.run(server, prepared, out_dir / job.job_id)
             record.prompt_id, record.status, record.error = outcome.prompt_id, outcome.status, outcome.error

@@ -113,7 +113,11 @@ def _install_hint() -> str:
 
 def check_python(python: str) -> str:
     """The colorize version ``python`` imports; raise with the fix command if it cannot."""
-    code = ("import colorize, colorize.comfyui.work, torch, av; "
+    # torch and av are looked up, not imported: importing torch takes seconds.
+    code = ("import importlib.util, colorize, colorize.comfyui.work\n"
+            "for name in ('torch', 'av'):\n"
+            "    if importlib.util.find_spec(name) is None:\n"
+            "        raise SystemExit('ModuleNotFoundError: No module named ' + repr(name))\n"
             "print(colorize.__version__)")
     fix = f"{python} -m pip install {_install_hint()}"
     try:

@@ -90,7 +90,8 @@ def run_command(workflow_id: str, params: tuple[str, ...], **options: Any) -> No
         entry = registry.get(workflow_id)
         sets, inputs, _ = entry.overrides(list(params))  # parameter problems first, before any request
         return prepare_workflow(entry.template(), client.object_info(), sets + list(run_options.sets),
-                                inputs + list(run_options.inputs), upload=client.upload_image, models=client.models)
+                                inputs + list(run_options.inputs), upload=client.upload_image, models=client.models,
+                                server=client.server)
 
     sys.exit(execute(workflow_id, run_options, prepare=prepare))
 

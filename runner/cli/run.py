@@ -26,7 +26,7 @@ def _prepare(source: str | Path | dict[str, Any], client: ComfyClient, options: 
 
     object_info = client.object_info()
     return prepare_workflow(source, object_info, list(options.sets), list(options.inputs),
-                            upload=client.upload_image, models=client.models)
+                            upload=client.upload_image, models=client.models, server=client.server)
 
 
 def execute(source: str | Path | dict[str, Any], options: RunOptions,

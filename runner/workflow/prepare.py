@@ -15,6 +15,8 @@ from typing import Any, Callable
 
 from runner.workflow.errors import WorkflowError
 from runner.workflow.load import FORMAT_API, load_workflow, node_titles, to_api
+from runner.workflow.packs import missing_packs, pack_of
+from runner.workflow.packs import model_folder as pack_model_folder
 from runner.workflow.spec import COMBO, DYNAMIC_COMBO, InputSpec, all_input_specs, check_value
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,7 @@ def preflight(
     titles: dict[str, str] | None = None,
     models: Callable[[str], list[str]] | None = None,
     skip: set[tuple[str, str]] | None = None,
+    server: str | None = None,
 ) -> list[str]:
     """Problems that would make the server refuse or fail the prompt: missing classes, models, links.
 
@@ -201,11 +204,14 @@ def preflight(
     skip = skip or set()
     problems: list[str] = []
     listings: dict[str, list[str]] = {}
+    absent_packs = missing_packs(api, object_info)
+    problems += [pack.missing_message(server) for pack in absent_packs]
     for node_id, node in api.items():
         class_type = node.get("class_type")
         info = object_info.get(class_type)
         if info is None:
-            problems.append(f"node {node_id} ('{titles.get(node_id, class_type)}'): class '{class_type}' is not installed on the server")
+            if pack_of(str(class_type)) not in absent_packs:  # a known pack is named once, above
+                problems.append(f"node {node_id} ('{titles.get(node_id, class_type)}'): class '{class_type}' is not installed on the server")
             continue
         specs = all_input_specs(info, node.get("inputs"))
         for input_name, value in (node.get("inputs") or {}).items():
@@ -218,7 +224,7 @@ def preflight(
                 continue
             if value in (spec.choices or ()):
                 continue
-            folder = _model_folder(input_name, spec, value)
+            folder = pack_model_folder(str(class_type), input_name) or _model_folder(input_name, spec, value)
             label = f"node {node_id} ({class_type}) input '{input_name}'"
             if folder is not None:
                 if folder and models is not None:
@@ -251,6 +257,7 @@ def prepare_workflow(
     inputs: list[str],
     upload: Callable[[Path], str],
     models: Callable[[str], list[str]] | None = None,
+    server: str | None = None,
 ) -> PreparedWorkflow:
     """Load, convert, override, upload and preflight a workflow; raises :class:`WorkflowError`.
 
@@ -258,6 +265,9 @@ def prepare_workflow(
     overrides are applied, so all problems come back in one error and nothing is queued.
     """
     api, source_format = to_api(load_workflow(path_or_dict), object_info)
+    absent_packs = missing_packs(api, object_info)
+    if absent_packs:  # the one thing to fix first; per-input checks against absent classes are noise
+        raise WorkflowError([pack.missing_message(server) for pack in absent_packs])
     titles = node_titles(api, object_info)
     assignments = [_Assignment("--set", text) for text in sets] + [_Assignment("--input", text) for text in inputs]
     problems: list[str] = []
@@ -285,7 +295,7 @@ def prepare_workflow(
         if not item_problems and item.upload_path is None:
             # Applied now so the preflight sees the final graph (e.g. an overridden checkpoint).
             node["inputs"][item.input_name] = item.value
-    problems += preflight(api, object_info, titles, models, skip=skip)
+    problems += preflight(api, object_info, titles, models, skip=skip, server=server)
     if problems:
         raise WorkflowError(problems)
 

@@ -429,6 +429,9 @@ class FakeComfyServer:
                     if class_type == "LoadImage" and name == "image" and isinstance(input_spec[0], list):
                         with self._lock:
                             input_spec[0] = sorted(n for (t, s, n) in self.files if t == "input" and s == "")
+                    if class_type == "LoadVideo" and name == "file" and len(input_spec) > 1:
+                        with self._lock:  # new-style combo: the listing is in options (not filtered by type)
+                            input_spec[1]["options"] = sorted(n for (t, s, n) in self.files if t == "input" and s == "")
         return info
 
     # ------------------------------------------------------------------ prompt validation

@@ -23,7 +23,15 @@ MODEL_FILES = {
 @pytest.fixture(scope="module")
 def object_info() -> dict[str, Any]:
     info = json.loads((FIXTURES / "object_info.json").read_text())
-    info["LoadImage"]["input"]["required"]["image"][0] = ["input.png"]
+    info["LoadImage"]["input"]["required"]["image"][0] = ["input.png", "reference.png"]
+    # The colorize workflows: the pack's classes as recorded with it installed, and the video loaders.
+    from fake_server import load_object_info
+
+    pack = Path(__file__).parents[1] / "colorize" / "comfyui" / "object_info_colorize.json"
+    info.update(json.loads(pack.read_text())["object_info"])
+    full = load_object_info()
+    info.update({name: full[name] for name in ("LoadVideo", "GetVideoComponents")})
+    info["LoadVideo"]["input"]["required"]["file"][1]["options"] = ["input.mp4"]
     return info
 
 

@@ -1,0 +1,67 @@
+"""Fixtures: the ComfyUI stand-in (``comfy``), synthetic weights in its models/colormnet, tiny clips."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+TESTS = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(TESTS / "colorize"))
+
+import comfy_standin  # noqa: E402
+
+SIZE = (64, 96)   # (H, W): padded to 112 x 112, cheap on CPU
+
+
+@pytest.fixture
+def comfy(tmp_path, monkeypatch):
+    """``(state, nodes module)`` with the stand-in installed and a fresh model cache."""
+    from colorize.comfyui.models import ModelCache
+
+    state, nodes = comfy_standin.install(tmp_path / "comfyui", monkeypatch)
+    monkeypatch.setattr(nodes, "CACHE", ModelCache())
+    return state, nodes
+
+
+@pytest.fixture(scope="session")
+def synthetic_weights(tmp_path_factory) -> Path:
+    """The project's synthetic ColorMNet weights (tests/fixtures/make_test_weights.py) as safetensors."""
+    import json
+
+    from safetensors.torch import save_file
+
+    spec = importlib.util.spec_from_file_location("make_test_weights", TESTS / "fixtures" / "make_test_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    entries = json.loads((TESTS.parent / "colorize" / "model" / "checkpoint_spec.json").read_text())["entries"]
+    state = module.build_state_dict(entries)
+    path = tmp_path_factory.mktemp("colormnet") / "synthetic.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def moving_gray(count: int, size=SIZE, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    height, width = size
+    ramp = np.linspace(0, 255, width)[None, :] * np.ones((height, 1))
+    return [np.repeat(np.clip(np.roll(ramp, 3 * t, axis=1) + rng.normal(0, 8, size), 0, 255)
+                      .astype(np.uint8)[..., None], 3, axis=2) for t in range(count)]
+
+
+def colourful(size=SIZE) -> np.ndarray:
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, 255 - x * 255 // width], -1).astype(np.uint8)
+
+
+def as_image(*arrays: np.ndarray):
+    """uint8 arrays -> a ComfyUI IMAGE batch (B, H, W, C) float in 0..1."""
+    import torch
+
+    return torch.from_numpy(np.stack(arrays)).float() / 255.0
