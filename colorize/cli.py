@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "weights": ("colorize.weights.cli", "weights_group"),
     "bench": ("colorize.bench_cli", "bench_command"),
     "comfyui": ("colorize.comfyui.cli", "comfyui_group"),
+    "batch": ("colorize.batch.cli", "batch_command"),
 }
 
 EXIT_CODES_HELP = """\b

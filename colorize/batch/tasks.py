@@ -1,0 +1,368 @@
+"""The work one worker does, the same under both executors.
+
+A task is one of:
+
+* ``video``:  colorize a whole video into its output (the default);
+* ``cuts``:   find a video's shot boundaries (``--shots auto|FILE``);
+* ``shot``:   colorize frames ``[start, end)`` of a video from the reference that applies to
+              that shot, as if it were a video of its own (the model's memory starts empty),
+              into a lossless part file (FFV1, RGB);
+* ``stitch``: read the parts in order and write the final output with the input's timestamps,
+              rotation and audio, exactly as a single-machine run writes it.
+
+Each worker process builds its colorizer once (:func:`context_for` caches it per process) and
+only for the tasks that need it. Every user-caused failure is caught and returned as a failed
+:class:`TaskResult` with its one-line reason, so executors retry only when a worker dies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+
+import numpy as np
+
+from colorize.batch.plan import VideoJob
+from colorize.errors import ColorizeError, CorruptInputError, UnsupportedInputError
+from colorize.progress import ProgressReporter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from colorize.engine import MemorySettings
+
+logger = logging.getLogger(__name__)
+
+TaskKind = Literal["video", "cuts", "shot", "stitch"]
+DEFAULT_FACTORY = "colorize.engine:build_colorizer"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every worker needs to build its colorizer; paths must be valid on every worker."""
+
+    weights: str
+    device: str = "auto"
+    precision: str = "auto"
+    memory: "MemorySettings | None" = None
+    chunk_size: int | None = None
+    # "module:function" taking an EngineConfig: another engine can be plugged in (tests).
+    colorizer_factory: str = DEFAULT_FACTORY
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    kind: TaskKind
+    job: VideoJob
+    shot_index: int = 0
+    start: int = 0
+    end: int = 0
+    part: str = ""                      # shot: where its frames go; stitch: unused
+    parts: tuple[str, ...] = ()         # stitch: the parts in order
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    ok: bool
+    error: str | None = None
+    exit_code: int | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    device: str | None = None
+    worker: str = ""
+    model_loaded: bool = False
+    sha256: str | None = None
+    cuts: list[int] = field(default_factory=list)
+    frame_count: int | None = None
+
+
+# -- per-process state ---------------------------------------------------------------------------
+
+class WorkerContext:
+    """One per worker process: the colorizer (built on first use) and a frame callback."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self._colorizer: Any = None
+        self.model_loads = 0
+        self.report_frames: Callable[[str, int], None] = lambda task_id, frames: None
+
+    def colorizer(self, job: VideoJob) -> Any:
+        """The loaded colorizer, configured for ``job``'s options (the model is reused)."""
+        if self._colorizer is None:
+            self._colorizer = _build(self.settings)
+            self.model_loads += 1
+        base = self._colorizer
+        config = getattr(base, "config", None)
+        if config is not None:
+            base.config = replace(
+                self._base_config,
+                max_side=job.option("max_side", self._base_config.max_side),
+                reference_is_first_frame=bool(job.option("ref_is_first_frame", False)),
+            )
+        return base
+
+    @property
+    def _base_config(self):
+        if not hasattr(self, "_config"):
+            self._config = _engine_config(self.settings)
+        return self._config
+
+    def device_label(self) -> str:
+        colorizer = self._colorizer
+        if colorizer is None or not hasattr(colorizer, "device"):
+            return f"{socket.gethostname()}"
+        return f"{socket.gethostname()} {colorizer.device} {getattr(colorizer, 'precision', '')}".strip()
+
+
+_CONTEXTS: dict[WorkerSettings, WorkerContext] = {}
+
+
+def context_for(settings: WorkerSettings) -> WorkerContext:
+    """This process's context for ``settings``: a worker that runs many tasks (a local worker, a
+    reused Ray worker process) loads the checkpoint once."""
+    context = _CONTEXTS.get(settings)
+    if context is None:
+        context = _CONTEXTS[settings] = WorkerContext(settings)
+    return context
+
+
+def _engine_config(settings: WorkerSettings):
+    from colorize.engine import EngineConfig, MemorySettings
+
+    return EngineConfig(
+        weights=Path(settings.weights), device=settings.device,  # type: ignore[arg-type]
+        precision=settings.precision,  # type: ignore[arg-type]
+        memory=settings.memory or MemorySettings(), chunk_size=settings.chunk_size,
+    )
+
+
+def _build(settings: WorkerSettings) -> Any:
+    module_name, _, attribute = settings.colorizer_factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    return factory(_engine_config(settings))
+
+
+# -- running a task ------------------------------------------------------------------------------
+
+def execute_task(context: WorkerContext, task: Task) -> TaskResult:
+    """Run ``task``; user errors come back as a failed result, never as an exception."""
+    started = time.perf_counter()
+    loads = context.model_loads
+    result = TaskResult(task.task_id, ok=True, worker=f"{socket.gethostname()}:{os.getpid()}")
+    try:
+        if task.job.problem:
+            raise ColorizeError(task.job.problem)
+        runner = {"video": _run_video, "cuts": _run_cuts, "shot": _run_shot,
+                  "stitch": _run_stitch}[task.kind]
+        runner(context, task, result)
+    except ColorizeError as error:
+        result.ok, result.error, result.exit_code = False, str(error), error.exit_code
+    except Exception as error:  # noqa: BLE001 - a bug in one video must not stop the batch
+        logger.debug("task %s failed", task.task_id, exc_info=True)
+        result.ok, result.exit_code = False, 1
+        result.error = f"internal error ({type(error).__name__}): {error}"
+    result.seconds = time.perf_counter() - started
+    result.model_loaded = context.model_loads > loads
+    result.device = context.device_label()
+    return result
+
+
+class _Counter(ProgressReporter):
+    """Silent per-task progress that forwards frame counts to the executor."""
+
+    def __init__(self, context: WorkerContext, task_id: str) -> None:
+        super().__init__(total=None, enabled=False)
+        self._context, self._task_id = context, task_id
+
+    def advance(self, frames: int = 1) -> None:
+        super().advance(frames)
+        self._context.report_frames(self._task_id, frames)
+
+
+def _open(job: VideoJob):
+    from colorize.video.source import open_source
+
+    fps = Fraction(float(job.option("fps", 25.0))).limit_denominator(1001)
+    return open_source(job.input, image_fps=fps)
+
+
+def _remove_stale_partials(output: Path) -> None:
+    """Temporary files a killed worker left beside this output (each output has one task)."""
+    if output.parent.is_dir():
+        for stale in output.parent.glob(f".{output.name}.*.partial*"):
+            stale.unlink(missing_ok=True)
+
+
+def _run_video(context: WorkerContext, task: Task, result: TaskResult) -> None:
+    from colorize.batch.results import sha256_of
+    from colorize.pipeline import run_colorization
+    from colorize.reference import load_reference
+    from colorize.video.sink import open_sink
+    from colorize.video.target import resolve_output
+
+    job = task.job
+    _remove_stale_partials(job.output)
+    with _open(job) as source:
+        info = source.info
+        target = resolve_output(str(job.output), info, overwrite=True)
+        reference = load_reference(job.references.first(), info.upright_size)
+        colorizer = context.colorizer(job)
+        sink = open_sink(target, source, crf=job.option("crf"))
+        try:
+            result.frames = run_colorization(source, reference, colorizer, sink,
+                                             _Counter(context, task.task_id))
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+    result.sha256 = sha256_of(job.output)
+
+
+def _run_cuts(context: WorkerContext, task: Task, result: TaskResult) -> None:
+    """Cut frames of the video: detected on its frames (``auto``) or read from a file."""
+    from colorize.footage import shots
+
+    job = task.job
+    spec = str(job.option("shots"))
+    with _open(job) as source:
+        info = source.info
+        if spec == "auto":
+            detector = shots.CutDetector(fps=info.average_rate or 25)
+            count = 0
+            for frame in source.frames():
+                detector.feed(frame.rgb)
+                count += 1
+            cuts = list(detector.cuts)
+        else:
+            count = info.frame_count if info.frame_count and not info.frame_count_is_estimate \
+                else sum(1 for _ in source.frames())
+            cuts = shots.read_shots_file(Path(spec), count, fps=info.average_rate)
+    result.cuts, result.frame_count = [c for c in cuts if c > 0], count
+
+
+def _shot_frames(source: Any, start: int, end: int) -> Iterator[Any]:
+    """Frames ``[start, end)`` of ``source`` (decoding from the start: exact frame numbers)."""
+    for frame in source.frames():
+        index = frame.meta.index
+        if index >= end:
+            return
+        if index >= start:
+            yield frame
+
+
+def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
+    from colorize.pipeline import to_upright
+    from colorize.reference import load_reference
+
+    job = task.job
+    part = Path(task.part)
+    with _open(job) as source:
+        info = source.info
+        reference_path = job.references.for_shot(task.start)
+        reference = load_reference(reference_path, info.upright_size)
+        colorizer = context.colorizer(job)
+        counter = _Counter(context, task.task_id)
+        frames = (to_upright(f.rgb, info.rotation) for f in _shot_frames(source, task.start, task.end))
+        with PartWriter(part) as writer:
+            for rgb in colorizer.colorize(frames, reference):
+                writer.write(rgb)
+                counter.advance()
+            result.frames = writer.count
+    expected = task.end - task.start
+    if result.frames != expected:
+        raise CorruptInputError(
+            f"shot {task.shot_index} (frames {task.start}-{task.end - 1}) decoded "
+            f"{result.frames} frames", frames_decoded=task.start + result.frames)
+
+
+def _run_stitch(context: WorkerContext, task: Task, result: TaskResult) -> None:
+    from colorize.batch.results import sha256_of
+    from colorize.pipeline import to_stored
+    from colorize.video.sink import VideoFileSink, open_sink
+    from colorize.video.target import resolve_output
+
+    job = task.job
+    _remove_stale_partials(job.output)
+    with _open(job) as source:
+        info = source.info
+        target = resolve_output(str(job.output), info, overwrite=True)
+        sink = open_sink(target, source, crf=job.option("crf"))
+        rotate_back = isinstance(sink, VideoFileSink)
+        parts = _part_frames([Path(p) for p in task.parts])
+        written = 0
+        try:
+            for frame in source.frames():
+                rgb = next(parts, None)
+                if rgb is None:
+                    raise UnsupportedInputError(
+                        f"the shots hold {written} frames but the input has more")
+                sink.write(to_stored(rgb, info.rotation) if rotate_back else rgb, frame.meta)
+                written += 1
+            if next(parts, None) is not None:
+                raise UnsupportedInputError(f"the shots hold more frames than the input's {written}")
+            sink.commit()
+        except BaseException:
+            sink.abort()
+            raise
+    result.frames = written
+    result.sha256 = sha256_of(job.output)
+
+
+# -- lossless parts ------------------------------------------------------------------------------
+
+class PartWriter:
+    """Frames of one shot, lossless (FFV1 in Matroska, RGB), written to a temporary name and
+    renamed when complete so a retried shot never reads half a part."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._temp = path.with_name(f".{path.name}.{os.getpid()}.partial.mkv")
+        self._container: Any = None
+        self._stream: Any = None
+
+    def __enter__(self) -> "PartWriter":
+        return self
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        if self._container is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self._temp), "w", format="matroska")
+            self._stream = self._container.add_stream("ffv1", rate=25)
+            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
+            self._stream.pix_fmt = "bgr0"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame = frame.reformat(format="bgr0")
+        frame.pts = self.count
+        self._container.mux(self._stream.encode(frame))
+        self.count += 1
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self._container is None:
+            return
+        if kind is None:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            os.replace(self._temp, self.path)
+        else:
+            self._container.close()
+            self._temp.unlink(missing_ok=True)
+
+
+def _part_frames(parts: list[Path]) -> Iterator[np.ndarray]:
+    import av
+
+    for part in parts:
+        with av.open(str(part)) as container:
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format="rgb24")
