@@ -59,6 +59,8 @@ class LocalExecutor:
     #: Called as on_started(task, pid) when a worker takes a task (logs, tests).
     on_started: Callable[[Task, int], None] | None = None
     description: str = ""
+    #: Task ids given to a fresh worker after theirs died (one entry per retry).
+    retried: list[str] = field(default_factory=list)
     _gpus: list[str | None] = field(default_factory=list)
     _slots: list[_Worker | None] = field(default_factory=list)
     _pending: deque = field(default_factory=deque)
@@ -189,6 +191,7 @@ class LocalExecutor:
                        "of %d", worker.slot, worker.pid, code, task.job.input.name, attempts,
                        self.max_retries + 1)
         if attempts <= self.max_retries:
+            self.retried.append(task.task_id)
             self._pending.appendleft(task)
         else:
             self._events.append(TaskFinished(worker_died(task, attempts, f"exit code {code}")))

@@ -107,7 +107,9 @@ class RayExecutor:
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         if gpus and self.settings.device in ("auto", "cuda"):
-            model_options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1}
+            # max_calls=0: Ray ends a GPU task's worker after each call by default, which would
+            # read the checkpoint once per video instead of once per worker.
+            model_options: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1, "max_calls": 0}
             self.workers = gpus
             what = f"{gpus} GPU(s)"
         else:
