@@ -28,10 +28,10 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -425,6 +425,7 @@ class CutDetector:
             raise RuntimeError("PySceneDetect's detector would report cuts late; pin scenedetect")
         self.frames_fed = 0
         self.cuts: list[int] = []
+        self._previous: np.ndarray | None = None  # last prepared frame, for state_arrays()
 
     def feed(self, rgb: np.ndarray) -> bool:
         """Take the next frame (HxWx3 or HxW uint8, decode order); True if it starts a new shot."""
@@ -432,10 +433,50 @@ class CutDetector:
         index = self.frames_fed
         self.frames_fed += 1
         found = self._detector.process_frame(self._timecode(index, fps=self._fps), frame)
+        self._previous = frame
         is_cut = index > 0 and any(int(tc.frame_num) == index for tc in found)
         if is_cut:
             self.cuts.append(index)
         return is_cut
+
+    # -- resume: the decisions after a restore are those an uninterrupted run makes --------------
+
+    def state_meta(self) -> dict[str, Any]:
+        """JSON-able part of the state: position, cuts so far, and the knobs they depend on."""
+        return {
+            "frames_fed": self.frames_fed,
+            "cuts": list(self.cuts),
+            "config": asdict(self.config),
+            "fps": self._fps,
+        }
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The last frame as the detector compared it (at most ``max_side`` a side, uint8)."""
+        return {} if self._previous is None else {"previous": self._previous}
+
+    @classmethod
+    def restore(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "CutDetector":
+        """A detector that continues where the one that gave ``meta``/``arrays`` stopped.
+
+        Uses only PySceneDetect's public ``process_frame``: the saved frame is fed once at the
+        frame of the last cut (or 0), which is where the minimum-length count restarts from,
+        and once at the last frame fed, which is what the next frame is compared with. Both
+        calls score 0 against themselves or nothing, so neither can make a cut.
+        """
+        detector = cls(CutDetectorConfig(**meta["config"]), fps=meta["fps"])
+        frames_fed = int(meta["frames_fed"])
+        cuts = [int(c) for c in meta["cuts"]]
+        previous = arrays.get("previous")
+        if frames_fed and previous is None:
+            raise ValueError("cut detector state without its previous frame")
+        if previous is not None:
+            previous = np.ascontiguousarray(previous, dtype=np.uint8)
+            for index in (cuts[-1] if cuts else 0, frames_fed - 1):
+                detector._detector.process_frame(detector._timecode(index, fps=detector._fps), previous)
+            detector._previous = previous
+        detector.frames_fed = frames_fed
+        detector.cuts = cuts
+        return detector
 
     def _prepare(self, rgb: np.ndarray) -> np.ndarray:
         import cv2  # installed with scenedetect

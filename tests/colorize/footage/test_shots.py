@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import sys
 from pathlib import Path
 
@@ -263,3 +264,21 @@ def test_missing_scenedetect_says_what_to_install(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(ColorizeError, match=r"install colorize-video\[shots\]") as info:
         CutDetector()
     assert "\n" not in str(info.value) and info.value.exit_code == 1
+
+
+@pytest.mark.usefixtures("scenedetect_installed")
+@pytest.mark.parametrize("stop", [1, 10, 24, 25, 30, 44, 45, 60])
+def test_restored_detector_decides_as_an_uninterrupted_one(stop: int) -> None:
+    frames = synthetic_clip((24, 20, 22))
+    frames[52] = np.full_like(frames[52], 250)  # a flash 8 frames after the cut at 44: suppressed
+    whole = CutDetector()
+    expected = [whole.feed(frame) for frame in frames]
+    assert whole.cuts == [24, 44]
+
+    first = CutDetector()
+    answers = [first.feed(frame) for frame in frames[:stop]]
+    meta, arrays = first.state_meta(), first.state_arrays()
+    meta = json.loads(json.dumps(meta))  # as a checkpoint stores it
+    resumed = CutDetector.restore(meta, {k: v.copy() for k, v in arrays.items()})
+    answers += [resumed.feed(frame) for frame in frames[stop:]]
+    assert answers == expected and resumed.cuts == whole.cuts and resumed.frames_fed == len(frames)
