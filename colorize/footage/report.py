@@ -97,12 +97,17 @@ class FrameRecord:
     shot: int
 
     def as_json(self) -> dict[str, Any]:
-        return {"frame": self.frame, "score": self.score, "reference": self.reference, "shot": self.shot}
+        return {
+            "frame": self.frame,
+            "score": self.score,
+            "reference": self.reference,
+            "shot": self.shot,
+        }
 
 
 @dataclass(frozen=True)
 class LowConfidenceSpan:
-    """Frames ``start`` to ``end`` (exclusive) of shot ``shot`` scoring low; where to add a reference."""
+    """Frames ``start`` to ``end`` (exclusive) of shot ``shot`` scoring low, and a keyframe."""
 
     shot: int
     start: int
@@ -154,7 +159,9 @@ class ConfidenceReport:
 
     # -- collecting ----------------------------------------------------------------------------
 
-    def add(self, frame: int, score: float | None, reference: str | None = None, shot: int = 0) -> None:
+    def add(
+        self, frame: int, score: float | None, reference: str | None = None, shot: int = 0
+    ) -> None:
         """Record one frame; frames must come in increasing order (decode order)."""
         if self._records and frame <= self._records[-1].frame:
             raise ValueError(f"frame {frame} recorded after frame {self._records[-1].frame}")
@@ -310,7 +317,8 @@ class ConfidenceReport:
         head = json.dumps(data, indent=2, ensure_ascii=False)
         # One line per frame keeps a film's report readable and diffable.
         lines = ",\n".join("    " + json.dumps(f, ensure_ascii=False) for f in frames)
-        text = head[: head.rindex("}")].rstrip() + ',\n  "frames": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
+        body = head[: head.rindex("}")].rstrip()
+        text = body + ',\n  "frames": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
         _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
         written = [path]
         plot = self._write_png(path.with_name(path.stem + ".png"))
@@ -327,14 +335,16 @@ class ConfidenceReport:
         except ImportError:
             log.info("matplotlib is not installed (colorize-video[plot]): writing a text plot")
             return None
-        # Figure + Agg canvas directly, not pyplot: no global backend switch in the caller's process.
+        # Figure + Agg canvas directly, not pyplot: no global backend switch in the caller.
         figure = Figure(figsize=(12, 4), dpi=100)
         FigureCanvasAgg(figure)
         axes = figure.add_subplot(1, 1, 1)
         frames = [r.frame for r in self._records if r.score is not None]
         scores = [r.score for r in self._records if r.score is not None]
         axes.plot(frames, scores, linewidth=0.8, color="tab:blue", label="memory-match score")
-        axes.axhline(self.config.threshold, color="tab:red", linewidth=0.8, linestyle="--", label="threshold")
+        axes.axhline(
+            self.config.threshold, color="tab:red", linewidth=0.8, linestyle="--", label="threshold"
+        )
         for span in self.low_confidence_spans():
             axes.axvspan(span.start, span.end - 1, color="tab:red", alpha=0.15, linewidth=0)
             axes.axvline(span.keyframe, color="tab:red", linewidth=0.8)
@@ -352,7 +362,10 @@ class ConfidenceReport:
     def text_plot(self, width: int = 100, height: int = 10) -> str:
         """A plain-text plot: one column per bucket of frames showing its lowest score."""
         records = [r for r in self._records if r.score is not None]
-        out = [f"Memory-match score per frame (threshold {self.config.threshold:g}; lowest score per column)"]
+        out = [
+            f"Memory-match score per frame (threshold {self.config.threshold:g}; "
+            "lowest score per column)"
+        ]
         if not records:
             return "\n".join(out + ["(no scored frames)", ""])
         first, last = records[0].frame, records[-1].frame
@@ -369,7 +382,10 @@ class ConfidenceReport:
             marks = "".join("#" if round(low * height) >= row else blank for low in lows)
             out.append(f"{row / height:4.1f} |{marks}")
         out.append("     +" + "-" * columns)
-        out.append(f"      frame {first:,} ... {last:,} ({per_column:.1f} frames per column; '-' marks the threshold)")
+        out.append(
+            f"      frame {first:,} ... {last:,} ({per_column:.1f} frames per column; "
+            "'-' marks the threshold)"
+        )
         spans = self.low_confidence_spans()
         out.append("")
         out.append(f"{len(spans)} low-confidence span(s)" + (":" if spans else ""))

@@ -472,7 +472,8 @@ class CutDetector:
         if previous is not None:
             previous = np.ascontiguousarray(previous, dtype=np.uint8)
             for index in (cuts[-1] if cuts else 0, frames_fed - 1):
-                detector._detector.process_frame(detector._timecode(index, fps=detector._fps), previous)
+                timecode = detector._timecode(index, fps=detector._fps)
+                detector._detector.process_frame(timecode, previous)
             detector._previous = previous
         detector.frames_fed = frames_fed
         detector.cuts = cuts
