@@ -20,6 +20,8 @@ Exit codes (also listed in ``colorize --help`` and the README):
 15  output path already exists (use ``--overwrite``)
 16  output container, codec or path is not supported
 17  output could not be written (disk full, permission denied)
+18  a checkpoint of an interrupted run exists and neither --resume nor --checkpoint-every was given
+19  the checkpoint cannot be resumed: damaged, or made for another input, reference or settings
 130 interrupted (Ctrl-C)
 ==  ===========================================================================
 
@@ -97,6 +99,18 @@ class OutputWriteError(ColorizeError):
     """Writing the output failed (disk full, permission denied, encoder refused)."""
 
     exit_code = 17
+
+
+class CheckpointExistsError(ColorizeError):
+    """An interrupted run left a checkpoint beside the output; the user must choose."""
+
+    exit_code = 18
+
+
+class CheckpointUnusableError(ColorizeError):
+    """The checkpoint is damaged or belongs to another input, reference or settings."""
+
+    exit_code = 19
 
 
 #: Exit code used when the user interrupts a run (128 + SIGINT, as shells do).

@@ -97,7 +97,7 @@ class PngFolderSink(Sink):
     def __init__(self, target: OutputTarget, info: SourceInfo) -> None:
         self._target = target.path
         self._temp = _temporary_sibling(target.path)
-        self._names = _frame_names(info)
+        self._names = frame_names(info)
         self._created = False
 
     def write(self, rgb: np.ndarray, meta: FrameMeta) -> None:
@@ -130,7 +130,7 @@ class PngFolderSink(Sink):
         shutil.rmtree(self._temp, ignore_errors=True)
 
 
-def _frame_names(info: SourceInfo) -> dict[int, str]:
+def frame_names(info: SourceInfo) -> dict[int, str]:
     """Input file names with a .png extension, when the input is a folder of images."""
     if info.kind != "image_folder":
         return {}

@@ -1,0 +1,237 @@
+"""One run's checkpointing: resume or start, save every N frames, finish or keep for later.
+
+The pipeline drives a :class:`ResumeSession`:
+
+1. :meth:`ResumeSession.open` looks beside the output. No checkpoint: a fresh run. A checkpoint
+   and ``--resume`` (or an explicit ``--checkpoint-every``, i.e. the command that was interrupted):
+   it is checked (damage, fingerprint) and the run continues at its position. A checkpoint and
+   neither option: :class:`~colorize.errors.CheckpointExistsError` tells the user both choices.
+2. :meth:`attach` extends the run's :class:`~colorize.engine.guide.VideoGuide`: ``start`` is
+   the saved engine state (the engine continues from it instead of starting from the
+   reference), and ``on_frame`` copies the engine's snapshot at the frames chosen for a
+   checkpoint. That callback runs in the engine's compute thread, which may be a frame or two
+   ahead of the writer, so copies wait in :attr:`_captured` until the writer has written that
+   frame.
+3. :meth:`frame_written` (writer thread) saves the checkpoint once the frame's output part is
+   durable: parts first, state next, record last.
+4. :meth:`finish` marks the record complete (a kill during the final encode resumes straight to
+   it), commits the output, and deletes the folder. :meth:`keep` runs on failure.
+
+Default interval (no ``--checkpoint-every``): a checkpoint once the work since the last one is
+at least ``max(AUTO_MIN_SECONDS, last checkpoint's cost / TARGET_OVERHEAD)``: measured cost
+against measured frame time, so the saving costs at most 3% of the run whatever the frame size,
+device and memory size, and at most that much work is lost to a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from colorize.errors import CheckpointExistsError, CheckpointUnusableError
+from colorize.footage.checkpoint import CheckpointFolder, CheckpointRecord, checkpoint_dir_for
+from colorize.footage.fingerprint import describe_changes
+from colorize.footage.parts import CheckpointedParts, PngParts, VideoSegmentParts
+from colorize.video.source import Source
+from colorize.video.target import OutputTarget
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from colorize.engine.guide import FrameRecord, VideoGuide
+    from colorize.engine.state import VideoState
+
+logger = logging.getLogger(__name__)
+
+TARGET_OVERHEAD = 0.03
+AUTO_MIN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """``--checkpoint-every`` (None: automatic, 0: off) and ``--resume``."""
+
+    every: int | None = None
+    resume: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.every != 0
+
+    @property
+    def continues_by_itself(self) -> bool:
+        """The interrupted command had --checkpoint-every, so running it again continues."""
+        return self.resume or (self.every is not None and self.every > 0)
+
+
+class ResumeSession:
+    """Checkpoint state of one run (see the module docstring)."""
+
+    def __init__(self, folder: CheckpointFolder, parts: CheckpointedParts,
+                 fingerprint: dict[str, Any], settings: CheckpointSettings) -> None:
+        self.folder = folder
+        self.parts = parts
+        self.fingerprint = fingerprint
+        self.settings = settings
+        self.start_frame = 0
+        self.saved_frame: int | None = None      # last checkpointed position
+        self._record: CheckpointRecord | None = None
+        self._start: "VideoState | None" = None     # engine state to continue from
+        self._captured: dict[int, tuple[dict[str, "torch.Tensor"], dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._last_save = time.monotonic()
+        self._last_cost = 0.0
+        self.costs: list[float] = []             # seconds per checkpoint (benchmarks read it)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: OutputTarget, source: Source, reopen: Callable[[], Source],
+             crf: int | None, fingerprint: dict[str, Any],
+             settings: CheckpointSettings) -> "ResumeSession | None":
+        """The session for this run, or None when it runs without checkpoints."""
+        folder = CheckpointFolder(checkpoint_dir_for(target.path))
+        if folder.path.exists() and not folder.has_record():
+            # Killed before its first checkpoint: nothing there can be used.
+            logger.debug("removing %s (no checkpoint inside)", folder.path)
+            folder.remove()
+        if folder.has_record():
+            if not settings.continues_by_itself:
+                raise CheckpointExistsError(_exists_message(folder))
+        elif settings.resume:
+            logger.warning("--resume: no checkpoint at %s; starting from the first frame",
+                           folder.path)
+        if not settings.enabled or target.kind == "image":
+            if folder.has_record():
+                raise CheckpointUnusableError(
+                    f"this run cannot continue the resume checkpoint at {folder.path}; delete "
+                    "that folder to start over")
+            return None
+        parts: CheckpointedParts
+        if target.kind == "png_folder":
+            parts = PngParts(folder.frames, target, source)
+        else:
+            parts = VideoSegmentParts(folder.frames, target, reopen, crf)
+        session = cls(folder, parts, fingerprint, settings)
+        if folder.has_record():
+            session._load()
+        folder.create()
+        return session
+
+    def _load(self) -> None:
+        record = self.folder.load()
+        changes = describe_changes(record.fingerprint, self.fingerprint)
+        if changes:
+            raise CheckpointUnusableError(
+                f"cannot resume from {self.folder.path}: {'; '.join(changes)}. Rerun with the "
+                "original input, references and options, or delete that folder to start over")
+        self.parts.resume(record.parts, record.next_frame)
+        tensors = self.folder.load_state(record)
+        self.folder.remove_stray_states(keep=record.state_file)
+        if not record.complete:
+            from colorize.engine.state import VideoState
+
+            try:
+                self._start = VideoState.restore(tensors, record.engine_meta["state"])
+                consistent = self._start.next_frame == record.next_frame
+            except (KeyError, TypeError, ValueError) as error:
+                raise self.folder.damaged(f"engine state unusable ({error})") from None
+            if not consistent:
+                raise self.folder.damaged("engine state and position disagree")
+        self._record = record
+        self.start_frame = record.next_frame
+        self.saved_frame = record.next_frame
+        logger.info("resuming from the checkpoint at frame %d (%s)", record.next_frame,
+                    self.folder.path)
+
+    # -- engine side (compute thread) ----------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return self._record is not None and self._record.complete
+
+    def attach(self, guide: "VideoGuide | None", colorizer: Any) -> "VideoGuide":
+        """``guide`` (or a plain one) with this session's start state and frame callback."""
+        from colorize.engine.guide import VideoGuide
+
+        guide = guide if guide is not None else VideoGuide()
+        inner = guide.on_frame
+
+        def on_frame(record: "FrameRecord") -> None:
+            if inner is not None:
+                inner(record)
+            if self._due(record.index):
+                self._capture(record.index, colorizer.snapshot())
+
+        start, self._start = self._start, None
+        return replace(guide, on_frame=on_frame, start=start)
+
+    def _capture(self, index: int, state: "VideoState") -> None:
+        # A copy on the CPU: the device copy would keep GPU memory until the writer saves it.
+        tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
+                   for name, tensor in state.state_tensors().items()}
+        with self._lock:
+            self._captured[index] = (tensors, {"state": state.state_meta()})
+
+    def _due(self, index: int) -> bool:
+        every = self.settings.every
+        if every is not None:
+            return (index + 1 - self.start_frame) % every == 0
+        wait = max(AUTO_MIN_SECONDS, self._last_cost / TARGET_OVERHEAD)
+        return time.monotonic() - self._last_save >= wait
+
+    # -- writer side ---------------------------------------------------------------------------
+
+    def frame_written(self, index: int) -> None:
+        """Save the checkpoint captured at ``index``, if any, now that the frame is written."""
+        with self._lock:
+            captured = self._captured.pop(index, None)
+            for stale in [i for i in self._captured if i < index]:
+                del self._captured[stale]
+        if captured is None:
+            return
+        tensors, engine_meta = captured
+        self._save(index + 1, tensors, engine_meta, complete=False)
+
+    def _save(self, next_frame: int, tensors, engine_meta: dict[str, Any], complete: bool) -> None:
+        started = time.perf_counter()
+        parts = self.parts.make_durable()
+        record = CheckpointRecord(next_frame=next_frame, fingerprint=self.fingerprint,
+                                  engine_meta=engine_meta, state_file=None, state_sha256=None,
+                                  parts=parts, complete=complete)
+        self.folder.save(record, tensors)
+        self._record = record
+        self.saved_frame = next_frame
+        self._last_cost = time.perf_counter() - started
+        self.costs.append(self._last_cost)
+        self._last_save = time.monotonic()
+        logger.debug("checkpoint at frame %d in %.3f s", next_frame, self._last_cost)
+
+    def finish(self, frames: int) -> None:
+        """All frames are written: record that, build the output, remove the folder."""
+        if not self.complete:
+            self._save(frames, None, {}, complete=True)
+        self.parts.commit()
+        self.folder.remove()
+
+    def keep(self) -> None:
+        """After a failure: keep a usable checkpoint, drop a folder without one."""
+        self.parts.abort()
+        if not self.folder.has_record():
+            self.folder.remove()
+        elif self.saved_frame:
+            logger.warning("progress up to frame %d is saved in %s: run the same command with "
+                           "--resume to continue", self.saved_frame, self.folder.path)
+
+
+def _exists_message(folder: CheckpointFolder) -> str:
+    try:
+        where = f" (frame {folder.load().next_frame})"
+    except CheckpointUnusableError:
+        where = ""
+    return (f"an interrupted run left a checkpoint{where} at {folder.path}: add --resume to "
+            "continue it, or delete that folder to start over")

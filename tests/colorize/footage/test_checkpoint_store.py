@@ -1,0 +1,133 @@
+"""The resume checkpoint's files: atomic saves, damage detection, fingerprints, stored parts."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from colorize.errors import CheckpointUnusableError
+from colorize.footage.checkpoint import CheckpointFolder, CheckpointRecord, checkpoint_dir_for
+from colorize.footage.fingerprint import build_fingerprint, describe_changes, file_fingerprint
+from colorize.footage.parts import VideoSegmentParts
+from colorize.video.source import FrameMeta
+from colorize.video.target import OutputTarget
+
+
+def record(next_frame: int) -> CheckpointRecord:
+    return CheckpointRecord(next_frame=next_frame, fingerprint={"input": {"size": 1}},
+                            engine_meta={"k": next_frame}, state_file=None, state_sha256=None)
+
+
+def test_checkpoint_folder_sits_beside_the_output(tmp_path: Path) -> None:
+    assert checkpoint_dir_for(tmp_path / "out.mp4") == tmp_path / "out.mp4.colorize-resume"
+    assert checkpoint_dir_for(Path(str(tmp_path / "frames") + "/")) == tmp_path / "frames.colorize-resume"
+
+
+def test_save_then_load_round_trips_and_keeps_one_state_file(tmp_path: Path) -> None:
+    folder = CheckpointFolder(tmp_path / "c")
+    folder.save(record(4), {"a": torch.arange(6.0)})
+    folder.save(record(8), {"a": torch.arange(6.0) * 2})
+    loaded = folder.load()
+    assert loaded.next_frame == 8 and loaded.engine_meta == {"k": 8}
+    assert torch.equal(folder.load_state(loaded)["a"], torch.arange(6.0) * 2)
+    assert [p.name for p in folder.path.glob("state-*")] == [loaded.state_file]
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:
+    folder = CheckpointFolder(tmp_path / "c")
+    folder.save(record(4), {"a": torch.ones(3)})
+    real_replace = os.replace
+
+    def crash_on_record(src, dst):
+        if str(dst).endswith("checkpoint.json"):
+            raise KeyboardInterrupt  # the process dies between the state and the record
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_record)
+    with pytest.raises(KeyboardInterrupt):
+        folder.save(record(8), {"a": torch.zeros(3)})
+    monkeypatch.setattr(os, "replace", real_replace)
+    loaded = folder.load()
+    assert loaded.next_frame == 4
+    assert torch.equal(folder.load_state(loaded)["a"], torch.ones(3))
+    folder.remove_stray_states(keep=loaded.state_file)
+    assert [p.name for p in folder.path.iterdir() if p.name.startswith("state")] == [loaded.state_file]
+
+
+@pytest.mark.parametrize("damage", ["truncated json", "state bytes", "state missing"])
+def test_damage_is_one_clear_error(tmp_path: Path, damage: str) -> None:
+    folder = CheckpointFolder(tmp_path / "c")
+    folder.save(record(4), {"a": torch.ones(100)})
+    saved = folder.load()
+    if damage == "truncated json":
+        path = folder.path / "checkpoint.json"
+        path.write_bytes(path.read_bytes()[:20])
+    elif damage == "state bytes":
+        path = folder.path / saved.state_file
+        data = bytearray(path.read_bytes())
+        data[-5] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        (folder.path / saved.state_file).unlink()
+    with pytest.raises(CheckpointUnusableError) as caught:
+        folder.load_state(folder.load())
+    message = str(caught.value)
+    assert "damaged" in message and "delete that folder" in message and "\n" not in message
+
+
+def test_fingerprint_names_what_changed(tmp_path: Path) -> None:
+    video, ref = tmp_path / "in.mp4", tmp_path / "ref.png"
+    video.write_bytes(b"x" * 5000)
+    ref.write_bytes(b"r" * 100)
+    before = build_fingerprint(video, {"main": ref}, {"top_k": 30, "crf": 18})
+    assert describe_changes(before, build_fingerprint(video, {"main": ref}, {"top_k": 30, "crf": 18})) == []
+    os.utime(video, (1, 1))  # a copy with new times is still the same input
+    assert describe_changes(before, build_fingerprint(video, {"main": ref}, {"top_k": 30, "crf": 18})) == []
+    assert describe_changes(before, build_fingerprint(video, {"main": ref}, {"top_k": 20, "crf": 18})) == [
+        "--top-k 30 -> 20"]
+    ref.write_bytes(b"s" * 100)
+    changes = describe_changes(before, build_fingerprint(video, {"main": ref}, {"top_k": 30, "crf": 18}))
+    assert changes == ["reference main content changed (ref.png -> ref.png, same size)"]
+    video.write_bytes(b"x" * 4000)
+    assert "input is another file" in describe_changes(before, build_fingerprint(video, {"main": ref}, {"top_k": 30, "crf": 18}))[0]
+
+
+def test_sampled_hash_sees_a_change_in_a_large_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes())
+    path.write_bytes(bytes(data))
+    first = file_fingerprint(path)
+    assert "blocks" in first["hash_method"]
+    data[-1] ^= 1  # the tail block is always sampled
+    path.write_bytes(bytes(data))
+    assert file_fingerprint(path)["hash"] != first["hash"]
+
+
+def test_video_segments_resume_drops_the_unfinished_part(tmp_path: Path) -> None:
+    folder = tmp_path / "c" / "frames"
+    folder.mkdir(parents=True)
+    target = OutputTarget(tmp_path / "out.mp4", "video", container_format="mp4")
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(7)]
+    parts = VideoSegmentParts(folder, target, reopen=None, crf=None)
+    for index in range(5):
+        parts.write(frames[index], FrameMeta(index, index, Fraction(1, 25)))
+        if index in (1, 3):
+            saved = parts.make_durable()
+    parts.write(frames[5], FrameMeta(5, 5, Fraction(1, 25)))  # killed here: never made durable
+    parts.abort()
+    again = VideoSegmentParts(folder, target, reopen=None, crf=None)
+    again.resume(saved, next_frame=4)
+    assert sorted(p.name for p in folder.iterdir()) == [s["file"] for s in saved["segments"]]
+    stored = list(again.stored_frames())
+    assert len(stored) == 4
+    for got, want in zip(stored, frames):
+        assert np.array_equal(got, want)  # lossless: the exact frames the encoder will get
+    with pytest.raises(CheckpointUnusableError, match="position"):
+        VideoSegmentParts(folder, target, reopen=None, crf=None).resume(saved, next_frame=5)
