@@ -10,6 +10,7 @@ Only this module writes ``batch.jsonl``, once per video, whatever the executor r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -124,6 +125,9 @@ def run_batch(plan: BatchPlan, executor: Executor, results: ResultsFile, *, weig
         executor.close(abort=True)
         raise
     executor.close()
+    for parts in {job.output.parent / PARTS_DIR for job in plan.jobs}:
+        with contextlib.suppress(OSError):
+            parts.rmdir()   # only when empty: another batch may share OUTDIR
     progress.finish()
     summary.seconds = time.monotonic() - started
     summary.frames = progress.frames

@@ -38,10 +38,21 @@ def ray_session():
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'colorize-video[ray]')")
     if ray.is_initialized():
         ray.shutdown()
-    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=100 * 1024 * 1024, logging_level="WARNING",
-             runtime_env={"env_vars": {"PYTHONPATH": path, "BATCH_TEST_DELAY": "0.1",
-                                       "OMP_NUM_THREADS": "1"}})
+    # Ray's workers inherit the environment of the raylet this starts: a runtime_env would
+    # cost seconds of set-up for the same effect.
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "BATCH_TEST_DELAY", "OMP_NUM_THREADS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    os.environ["BATCH_TEST_DELAY"] = "0.1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 object_store_memory=100 * 1024 * 1024, logging_level="WARNING")
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     yield ray
     ray.shutdown()
