@@ -54,6 +54,10 @@ Exit codes:
   15  output already exists (pass --overwrite)
   16  output extension, container or codec not supported
   17  output could not be written (permission, disk full)
+  18  an interrupted run left a resume checkpoint (<OUT>.colorize-resume):
+      add --resume to continue it, or delete it to start over
+  19  the resume checkpoint is damaged or was made for another input,
+      reference or settings (the message says what changed)
   20  no checkpoint found and downloads are off (COLORIZE_OFFLINE / HF_HUB_OFFLINE)
   21  checkpoint download failed on every source
   22  downloaded checkpoint fails its size or sha256 check
@@ -293,6 +297,23 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     help="Print the plan (device, precision, processing size, chunk size, estimated peak memory) "
     "and exit without colorizing.",
 )
+@click.option(
+    "--checkpoint-every",
+    "checkpoint_every",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Save a resume checkpoint in <OUT>.colorize-resume/ every N frames (0: never). "
+    "Default: automatic, as often as keeps its cost under 3% of the run (at least 10 s of work "
+    "apart). After a crash the same command with --checkpoint-every, or with --resume, "
+    "continues from the last checkpoint.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its checkpoint beside the output (refused, saying "
+    "what changed, if the input, references or settings differ).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors and the output path.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Show details: debug logs, FFmpeg messages, tracebacks."
@@ -305,6 +326,8 @@ def run(ctx: click.Context, **options: Any) -> None:
     """
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    if options["resume"] and options["checkpoint_every"] == 0:
+        raise click.UsageError("--resume needs checkpoints: drop --checkpoint-every 0")
     memory = _memory_settings(options)
     with _console_logging(quiet=options["quiet"], verbose=options["verbose"]):
         try:
@@ -377,7 +400,11 @@ def _colorize(
             _print_plan(options, memory, engine, info)
             return None
         config = _engine_config(options, memory, engine, quiet=quiet)
+        # Before the model is loaded: a checkpoint that cannot be used fails fast.
+        session = _resume_session(options, config, engine, target, source, input_path,
+                                  reference_path, crf, fps)
         colorizer = engine.build_colorizer(config)
+        session = _if_resumable(session, colorizer)
         logger.debug(
             "input %s: %s %dx%d rotation %d, %s frames",
             info.path,
@@ -392,14 +419,73 @@ def _colorize(
             total_is_estimate=info.frame_count_is_estimate,
             enabled=not quiet,
         )
-        sink = open_sink(target, source, crf=crf)
+        sink = session.parts if session is not None else open_sink(target, source, crf=crf)
         try:
-            run_colorization(source, reference, colorizer, sink, progress)
-            sink.commit()
+            frames = run_colorization(source, reference, colorizer, sink, progress,
+                                      resume=session)
+            if session is not None:
+                session.finish(frames)
+            else:
+                sink.commit()
         except BaseException:
-            sink.abort()
+            if session is not None:
+                session.keep()
+            else:
+                sink.abort()
             raise
     return target.path
+
+
+def _resume_session(options: dict[str, Any], config: "EngineConfig", engine: Any,
+                    target: Any, source: Any, input_path: Path, reference_path: Any,
+                    crf: int | None, fps: float) -> Any:
+    """The checkpoint/resume session of this run (checked against a checkpoint left beside
+    the output), or None (single image, --checkpoint-every 0)."""
+    from colorize.devices import choose_device
+    from colorize.footage.fingerprint import build_fingerprint
+    from colorize.footage.knobs import reference_files, run_knobs
+    from colorize.footage.resume import CheckpointSettings, ResumeSession
+    from colorize.video.source import open_source
+
+    settings = CheckpointSettings(every=options["checkpoint_every"], resume=options["resume"])
+    device = choose_device(config.device)
+    try:
+        precision = engine.resolve_precision(config.precision, device)
+    except ColorizeError:
+        precision = config.precision  # building the colorizer reports it
+    knobs = run_knobs(
+        engine_config=config,
+        device_type=device.type,
+        precision=precision,
+        target_kind=target.kind,
+        container=target.container_format,
+        crf=crf,
+        fps=fps if source.info.kind != "video" else None,
+        extra_options=options,
+    )
+    fingerprint = build_fingerprint(input_path, reference_files(reference_path), knobs)
+    image_fps = Fraction(fps).limit_denominator(1001)
+    return ResumeSession.open(target, source, lambda: open_source(input_path, image_fps=image_fps),
+                              crf, fingerprint, settings)
+
+
+def _if_resumable(session: Any, colorizer: Any) -> Any:
+    """``session``, or None when the colorizer cannot save its state (test doubles)."""
+    import inspect
+
+    if session is None or (
+        "guide" in inspect.signature(colorizer.colorize).parameters
+        and hasattr(colorizer, "snapshot")
+    ):
+        return session
+    if session.start_frame:
+        from colorize.errors import CheckpointUnusableError
+
+        raise CheckpointUnusableError(f"this colorizer cannot continue the resume checkpoint at "
+                                      f"{session.folder.path}; delete that folder to start over")
+    logger.debug("this colorizer cannot save its state: no resume checkpoints")
+    return None
+
 
 
 def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any) -> None:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 
+from colorize.footage.parts import VideoSegmentParts
 from colorize.progress import ProgressReporter
 from colorize.video.sink import Sink, VideoFileSink
 from colorize.video.source import FrameMeta, Source
 
 if TYPE_CHECKING:  # pragma: no cover - the engine may pull in torch
     from colorize.engine import FrameColorizer
+    from colorize.footage.resume import ResumeSession
 
 
 def quarter_turns(rotation: int) -> int:
@@ -45,19 +47,34 @@ def run_colorization(
     colorizer: "FrameColorizer",
     sink: Sink,
     progress: ProgressReporter,
+    resume: "ResumeSession | None" = None,
 ) -> int:
     """Colorize every frame of ``source`` into ``sink``; return the number of frames written.
+
+    With ``resume`` the sink is the checkpoint's (``resume.parts``): frames before
+    ``resume.start_frame`` are decoded but not colorized (their output is already stored), the
+    engine continues from the saved state, and a checkpoint is saved at the frames the session
+    picks. The count returned includes the frames done before the resume.
 
     Raises ``RuntimeError`` if the colorizer breaks its contract (count, shape or dtype):
     that is a bug, not a user error. The caller commits or aborts the sink.
     """
     rotation = source.info.rotation
-    rotate_back = isinstance(sink, VideoFileSink)
+    rotate_back = isinstance(sink, VideoFileSink) or (
+        resume is not None and isinstance(resume.parts, VideoSegmentParts)
+    )
     pending: deque[FrameMeta] = deque()
     upright_shape: list[tuple[int, ...]] = []
+    skip = resume.start_frame if resume is not None else 0
+    if skip:
+        progress.advance(skip)
 
     def feed() -> Iterator[np.ndarray]:
         for frame in source.frames():
+            if frame.meta.index < skip:
+                if not upright_shape:
+                    upright_shape.append(to_upright(frame.rgb, rotation).shape)
+                continue
             pending.append(frame.meta)
             upright = to_upright(frame.rgb, rotation)
             if not upright_shape:
@@ -66,7 +83,13 @@ def run_colorization(
 
     frames = feed()
     written = 0
-    for result in colorizer.colorize(frames, reference):
+    if resume is None:
+        results = colorizer.colorize(frames, reference)
+    elif resume.complete:
+        results = iter(())  # every frame is stored; only the final assembly is left
+    else:
+        results = colorizer.colorize(frames, reference, guide=resume.attach(None, colorizer))
+    for result in results:
         if not pending:
             raise RuntimeError("the colorizer yielded more frames than it was given")
         meta = pending.popleft()
@@ -74,13 +97,17 @@ def run_colorization(
         sink.write(to_stored(result, rotation) if rotate_back else result, meta)
         written += 1
         progress.advance()
+        if resume is not None:
+            resume.frame_written(meta.index)
+    if resume is not None and resume.complete:
+        return skip
     leftover = len(pending) + sum(1 for _ in frames)
     if leftover:
         raise RuntimeError(
             f"the colorizer yielded {written} frames but the input has {written + leftover}"
         )
     progress.finish()
-    return written
+    return skip + written
 
 
 def _check_result(result: np.ndarray, shape: tuple[int, ...], index: int) -> None:

@@ -18,7 +18,7 @@ from colorize.footage.fingerprint import JSON, path_fingerprint
 #: Options that do not change the output (or are fingerprinted on their own).
 NOT_KNOBS = frozenset({
     "quiet", "verbose", "plan_only", "resume", "checkpoint_every", "overwrite", "output",
-    "input_path", "reference_path", "references", "report",
+    "input_path", "reference_path", "references", "report", "report_path",
     # Already in the engine configuration (resolved), so raw spellings do not matter:
     "device", "precision", "weights", "memory_mode", "mem_every", "top_k",
     "max_mid_term_frames", "min_mid_term_frames", "num_prototypes", "max_long_term_elements",

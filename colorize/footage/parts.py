@@ -68,6 +68,8 @@ class PngParts(CheckpointedParts):
         return self._names.get(index, f"{index:06d}.png")
 
     def write(self, rgb: np.ndarray, meta: FrameMeta) -> None:
+        if not self._unsynced:
+            self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / self.name(meta.index)
         try:
             images.save_image(rgb, path, "PNG")
@@ -151,6 +153,7 @@ class VideoSegmentParts(CheckpointedParts):
 
     def _start_segment(self, width: int, height: int, first: int) -> None:
         av = self._av
+        self.folder.mkdir(parents=True, exist_ok=True)
         temp = self.folder / f".segment-{first:09d}.partial{SEGMENT_SUFFIX}"
         try:
             container = av.open(str(temp.absolute()), "w", format="matroska",

@@ -119,7 +119,6 @@ class ResumeSession:
         session = cls(folder, parts, fingerprint, settings)
         if folder.has_record():
             session._load()
-        folder.create()
         return session
 
     def _load(self) -> None:
