@@ -24,6 +24,7 @@ detector (optional extra ``colorize-video[shots]``; imported only when a detecto
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -106,14 +107,7 @@ def shots_from_cuts(cuts: Iterable[int], frame_count: int) -> list[Shot]:
 
 def shot_index_at(cuts: list[int], frame: int) -> int:
     """Index of the shot that holds ``frame``, given the sorted cut list (no cut at 0)."""
-    lo, hi = 0, len(cuts)
-    while lo < hi:  # number of cuts <= frame
-        mid = (lo + hi) // 2
-        if cuts[mid] <= frame:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return bisect.bisect_right(cuts, frame)  # the number of cuts at or before ``frame``
 
 
 # --------------------------------------------------------------------------------------------
