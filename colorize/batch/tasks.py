@@ -210,6 +210,13 @@ def _run_video(context: WorkerContext, task: Task, result: TaskResult) -> None:
 
     job = task.job
     _remove_stale_partials(job.output)
+    later = [frame for frame, _ in job.references.keyframes if frame > 0]
+    if later:
+        # A whole-video task starts from one reference; keyframe references take effect at shot
+        # starts, which only --shots gives the batch.
+        logger.warning("%s: keyframe references at frame(s) %s are used with --shots only; "
+                       "colorizing from %s", job.input.name, ", ".join(map(str, later)),
+                       job.references.first())
     with _open(job) as source:
         info = source.info
         target = resolve_output(str(job.output), info, overwrite=True)
