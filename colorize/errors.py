@@ -10,6 +10,8 @@ Exit codes (also listed in ``colorize --help`` and the README):
 1   any other user-caused error (:class:`ColorizeError` itself)
 2   bad command line (click's own usage errors)
 3   reserved: out of GPU/host memory after every back-off step (engine)
+5   ``colorize batch``: at least one video failed (the others are done)
+6   ``colorize batch --ray``: Ray is not installed or the cluster cannot be reached
 8   the shots file (``--shots FILE``) is unreadable or its cut list is invalid
 9   no colorizer could be built (:class:`ColorizerUnavailableError`)
 10  input not found or not readable

@@ -62,9 +62,9 @@ the same command skips videos whose output is complete and unchanged.
               show_default=True)
 @click.option("--weights", type=click.Path(path_type=Path), envvar="COLORIZE_WEIGHTS",
               show_envvar=True, help="ColorMNet checkpoint (must be readable by every worker).")
-@click.option("--fp32", "precision", flag_value="fp32")
-@click.option("--fp16", "precision", flag_value="fp16")
-@click.option("--bf16", "precision", flag_value="bf16")
+@click.option("--fp32", "precision", flag_value="fp32", help="Run the model in float32.")
+@click.option("--fp16", "precision", flag_value="fp16", help="Run the model in float16 (GPU).")
+@click.option("--bf16", "precision", flag_value="bf16", help="Run the model in bfloat16.")
 @click.option("--crf", type=click.IntRange(0, 63), default=None, help="Video quality (as colorize).")
 @click.option("--max-side", type=click.IntRange(min=1), default=None,
               help="Longest side the model runs at (as colorize).")
