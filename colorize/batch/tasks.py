@@ -271,6 +271,13 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
 
     job = task.job
     part = Path(task.part)
+    inside = [frame for frame, _ in job.references.keyframes if task.start < frame < task.end]
+    if inside:
+        # A shot task starts from one reference; one that should join mid-shot is not used.
+        logger.warning("%s: keyframe reference(s) at frame(s) %s fall inside shot %d (frames "
+                       "%d-%d) and are not used by the split run; put them at shot starts",
+                       job.input.name, ", ".join(map(str, inside)), task.shot_index,
+                       task.start, task.end - 1)
     with _open(job) as source:
         info = source.info
         reference_path = job.references.for_shot(task.start)
