@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
@@ -84,7 +86,7 @@ def batch_command(ctx: click.Context, **options: Any) -> None:
 
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose exclude each other")
-    with _console_logging(quiet=options["quiet"], verbose=options["verbose"]):
+    with _console_logging(quiet=options["quiet"], verbose=options["verbose"]), _sigterm_interrupts():
         try:
             code = _batch(**options)
         except ColorizeError as error:
@@ -95,6 +97,24 @@ def batch_command(ctx: click.Context, **options: Any) -> None:
             click.echo("\ninterrupted: finished videos are recorded in batch.jsonl", err=True)
             ctx.exit(INTERRUPTED_EXIT_CODE)
     ctx.exit(code)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a scheduler or ``kill``) stops the batch like Ctrl-C: workers are stopped and
+    what finished stays recorded, instead of the driver vanishing with workers still running."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _batch(*, source: Path, outdir: Path, ray_address: str | None, workers: int | None,
