@@ -133,6 +133,9 @@ def build_plan(source: Path, outdir: Path, defaults: dict[str, Any] | None = Non
     if not source.exists():
         raise PlanError(f"batch source not found: {source}; give a folder of videos or a manifest")
     defaults = {k: v for k, v in (defaults or {}).items() if v is not None}
+    if source.is_dir() and outdir.resolve() == source.resolve():
+        raise PlanError(f"OUTDIR is SOURCE ({source}): outputs would replace the inputs; "
+                        "give another -o folder")
     if source.is_dir():
         jobs = _folder_jobs(source, outdir, defaults)
     elif source.suffix.lower() == ".csv":

@@ -86,6 +86,12 @@ def test_manifest_problems_are_one_clear_line(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
+def test_outdir_must_not_be_the_source_folder(tmp_path):
+    touch(tmp_path / "a.mp4"), touch(tmp_path / "a.png")
+    with pytest.raises(PlanError, match="outputs would replace the inputs"):
+        build_plan(tmp_path, tmp_path / "." )
+
+
 def test_missing_reference_in_a_manifest_fails_that_video(tmp_path):
     touch(tmp_path / "a.mp4")
     manifest = tmp_path / "m.jsonl"
