@@ -131,3 +131,33 @@ def test_video_segments_resume_drops_the_unfinished_part(tmp_path: Path) -> None
         assert np.array_equal(got, want)  # lossless: the exact frames the encoder will get
     with pytest.raises(CheckpointUnusableError, match="position"):
         VideoSegmentParts(folder, target, reopen=None, crf=None).resume(saved, next_frame=5)
+
+
+def test_automatic_interval_keeps_saving_under_three_percent(tmp_path: Path, monkeypatch) -> None:
+    from colorize.footage import resume
+    from colorize.footage.resume import CheckpointSettings, ResumeSession
+
+    clock = [1000.0]
+    monkeypatch.setattr(resume.time, "monotonic", lambda: clock[0])
+    session = ResumeSession(CheckpointFolder(tmp_path / "c"), parts=None, fingerprint={},
+                            settings=CheckpointSettings(every=None))
+    session._last_save = clock[0]
+    clock[0] += resume.AUTO_MIN_SECONDS - 0.1
+    assert not session._due(5)
+    clock[0] += 0.2
+    assert session._due(6)
+    session._last_cost, session._last_save = 0.9, clock[0]  # a slow save: 0.9 s
+    clock[0] += 29.0
+    assert not session._due(7)  # 0.9 s is more than 3% of 29 s
+    clock[0] += 1.1
+    assert session._due(8)
+
+
+def test_fixed_interval_counts_from_the_resumed_frame(tmp_path: Path) -> None:
+    from colorize.footage.resume import CheckpointSettings, ResumeSession
+
+    session = ResumeSession(CheckpointFolder(tmp_path / "c"), parts=None, fingerprint={},
+                            settings=CheckpointSettings(every=4))
+    assert [i for i in range(12) if session._due(i)] == [3, 7, 11]
+    session.start_frame = 6
+    assert [i for i in range(6, 16) if session._due(i)] == [9, 13]
