@@ -1,9 +1,14 @@
-"""The memory bank: working memory, long-term memory, top-k readout and consolidation.
+"""The memory bank: permanent, working and long-term memory, top-k readout and consolidation.
 
 Pure tensor logic, batch size 1, both colour channels in one group (the official code's
 multi-object bookkeeping reduces to a single group for ColorMNet). Elements are stride-16
 positions of memory frames. Values are stored transposed, one row per element, so the top-k
 readout sums 30 weighted rows per query instead of multiplying by a dense, mostly-zero affinity.
+
+References are permanent: they sit at the head of working memory, as the official code keeps
+its one reference as the first working entry, and consolidation and pruning never touch them.
+With one reference the layout, and so every number, is the official one; further (keyframe)
+references are inserted after the first, before the ordinary entries.
 """
 
 from __future__ import annotations
@@ -86,6 +91,39 @@ class _Store:
             self.use = self.use[index]
             self.life = self.life[index]
 
+    def insert(self, at: int, keys: torch.Tensor, shrinkage: torch.Tensor, values: torch.Tensor,
+               selection: torch.Tensor | None) -> None:
+        """Put new elements before position ``at`` (appending when ``at`` is the size)."""
+        if at >= self.size:
+            self.append(keys, shrinkage, values, selection)
+            return
+
+        def put(old: torch.Tensor, new: torch.Tensor, dim: int) -> torch.Tensor:
+            head, tail = old.narrow(dim, 0, at), old.narrow(dim, at, old.shape[dim] - at)
+            return torch.cat((head, new, tail), dim=dim)
+
+        count = keys.shape[1]
+        self.keys = put(self.keys, keys, 1)
+        self.shrinkage = put(self.shrinkage, shrinkage, 0)
+        self.values = put(self.values, values, 0)
+        if self.with_selection:
+            self.selection = put(self.selection, selection, 1)
+        if self.with_usage:
+            self.use = put(self.use, keys.new_zeros(count, dtype=torch.float32), 0)
+            self.life = put(self.life, keys.new_full((count,), INITIAL_LIFE, dtype=torch.float32), 0)
+
+    FIELDS = ("keys", "shrinkage", "selection", "values", "use", "life")
+
+    def state_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The stored columns as independent tensors (values may be views of a joined copy)."""
+        return {f"{prefix}{name}": getattr(self, name).clone() for name in self.FIELDS
+                if getattr(self, name) is not None}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+        for name in self.FIELDS:
+            value = tensors.get(f"{prefix}{name}")
+            setattr(self, name, None if value is None else value.clone())
+
     def add_usage(self, usage: torch.Tensor) -> None:
         self.use += usage
         self.life += 1
@@ -142,6 +180,8 @@ class MemoryBank:
         self.config = config
         long_term = config.enable_long_term
         self.work = _Store(with_selection=long_term, with_usage=long_term)
+        # The first ``permanent_elements`` of working memory are references: never consolidated.
+        self.permanent_elements = 0
         # Long-term usage only matters for pruning; counting it always gives the same outputs as
         # the official per-video switch whenever pruning can happen at all.
         self.long = _Store(with_selection=False, with_usage=True)
@@ -149,6 +189,8 @@ class MemoryBank:
         self.hidden: torch.Tensor | None = None
         self.compressions = 0
         self.prunings = 0
+        # Memory-match score of the last read (see :meth:`read`), a 0-d float32 tensor.
+        self.last_match: torch.Tensor | None = None
         # [long; work] joined for reading, rebuilt only after a write (every mem_every frames),
         # not concatenated on every read.
         self._joined: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -156,9 +198,11 @@ class MemoryBank:
     # -- writing -------------------------------------------------------------------------------
 
     def add(self, key: torch.Tensor, shrinkage: torch.Tensor, value: torch.Tensor,
-            selection: torch.Tensor | None) -> None:
+            selection: torch.Tensor | None, permanent: bool | None = None) -> None:
         """Add one memory frame: ``key (1,CK,h,w)``, ``shrinkage (1,1,h,w)``,
-        ``value (1,2,CV,h,w)``, ``selection (1,CK,h,w)``."""
+        ``value (1,2,CV,h,w)``, ``selection (1,CK,h,w)``. ``permanent``: a reference, kept
+        whatever consolidation and pruning do; by default only the first frame added is one
+        (the official rule)."""
         positions = key.shape[-2] * key.shape[-1]
         if self.elements_per_frame is None:
             self.elements_per_frame = positions
@@ -166,12 +210,21 @@ class MemoryBank:
             raise ValueError("every memory frame of a video must have the same size")
         keys = key.reshape(key.shape[1], positions)
         values = value.reshape(-1, positions).t().contiguous()   # rows are read by index
-        sel = selection.reshape(selection.shape[1], positions) if self.work.with_selection else None
         self._joined = None
+        if permanent is None:
+            permanent = self.permanent_elements == 0 and self.work.size == 0
+        sel = selection.reshape(selection.shape[1], positions) if self.work.with_selection else None
+        if permanent:
+            self.work.insert(self.permanent_elements, keys, shrinkage.reshape(positions), values, sel)
+            self.permanent_elements += positions
+            return
         self.work.append(keys, shrinkage.reshape(positions), values, sel)
 
         c = self.config
-        if c.enable_long_term and self.work.size >= c.max_mid_term_frames * positions:
+        # The official working memory counts its one reference as a frame; further references
+        # do not count, so that however many there are the working budget stays the same.
+        counted = self.work.size - max(0, self.permanent_elements - positions)
+        if c.enable_long_term and counted >= c.max_mid_term_frames * positions:
             if self.long.size >= c.max_long_term_elements - c.num_prototypes:
                 self._prune_long_term(c.max_long_term_elements - c.num_prototypes)
             with torch.autocast(key.device.type, enabled=False):
@@ -180,11 +233,11 @@ class MemoryBank:
     def _consolidate(self) -> None:
         """Turn the middle of working memory into prototypes in long-term memory.
 
-        The first entry (the reference) and the newest ``min_mid_term_frames - 1`` entries stay.
+        The references (the first entries) and the newest ``min_mid_term_frames - 1`` entries stay.
         """
         c = self.config
         hw = self.elements_per_frame
-        start, end = hw, self.work.size - (c.min_mid_term_frames - 1) * hw
+        start, end = self.permanent_elements, self.work.size - (c.min_mid_term_frames - 1) * hw
         work = self.work
         cand_keys = work.keys[:, start:end]
         cand_shrinkage = work.shrinkage[start:end]
@@ -222,6 +275,15 @@ class MemoryBank:
 
         Similarities and the softmax always run in float32, also under autocast: squared key
         distances overflow half precision.
+
+        Also sets :attr:`last_match`, the frame's memory-match score in [0, 1]: the mean over
+        the frame's positions of ``exp(s_max / CK)``, where ``s_max <= 0`` is the position's best
+        similarity (minus the selection-weighted squared key distance, times shrinkage, over
+        ``sqrt(CK)``) to any memory element -- the largest affinity of the readout before the
+        softmax normalises it, taken to the power ``1/CK`` (per key channel, so that the score
+        spreads over [0, 1] instead of sitting at 0). 1 means every position has an exact key
+        match in memory; it falls as the frame's content moves away from anything remembered.
+        It reuses the top-k scores the readout computes anyway: one exp over the positions.
         """
         with torch.autocast(key.device.type, enabled=False):
             return self._read(key, selection)
@@ -236,16 +298,19 @@ class MemoryBank:
         usage = torch.zeros(total, dtype=torch.float32, device=key.device)
         block = max(1, self.config.readout_block_elements // total)
         out = values.new_empty(positions, values.shape[1])
+        match = torch.zeros((), dtype=torch.float32, device=key.device)
         for begin in range(0, positions, block):
             stop = min(positions, begin + block)
             scores = query[begin:stop] @ operand
             top_scores, top_index = torch.topk(scores, k=top_k, dim=1, sorted=True)
             del scores
+            match += (top_scores[:, 0] / channels).clamp(max=0).exp().sum()
             # No max subtraction: this is how the checkpoint was trained and evaluated.
             weights = top_scores.exp()
             weights /= weights.sum(1, keepdim=True)
             out[begin:stop] = weighted_rows(values, top_index, weights.to(values.dtype))
             usage.index_add_(0, top_index.reshape(-1), weights.reshape(-1))
+        self.last_match = match / positions
         if self.config.enable_long_term:
             self.work.add_usage(usage[total - self.work.size:])
             if self.long.size:
@@ -262,10 +327,43 @@ class MemoryBank:
             else:
                 values = torch.cat([s.values for s in parts], 0)
                 # The stores keep views of the joined copy, so values are held once.
-                self.long.values, self.work.values = values[:self.long.size], values[self.long.size:]
+                begin = 0
+                for store in parts:
+                    store.values = values[begin:begin + store.size]
+                    begin += store.size
             self._joined = (operand, values)
         return self._joined
 
     @property
     def size(self) -> int:
         return self.work.size + self.long.size
+
+    # -- saving and restoring ------------------------------------------------------------------
+
+    STORES = ("work", "long")
+
+    def state_tensors(self, prefix: str = "memory.") -> dict[str, torch.Tensor]:
+        """Everything stored, as independent tensors keyed ``<prefix><store>.<field>``."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name in self.STORES:
+            tensors.update(getattr(self, name).state_tensors(f"{prefix}{name}."))
+        if self.hidden is not None:
+            tensors[f"{prefix}hidden"] = self.hidden.clone()
+        return tensors
+
+    def state_meta(self) -> dict:
+        return {"elements_per_frame": self.elements_per_frame, "compressions": self.compressions,
+                "prunings": self.prunings, "permanent_elements": self.permanent_elements}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict,
+                   prefix: str = "memory.") -> None:
+        """Restore what :meth:`state_tensors` and :meth:`state_meta` saved (same config)."""
+        for name in self.STORES:
+            getattr(self, name).load_state(tensors, f"{prefix}{name}.")
+        hidden = tensors.get(f"{prefix}hidden")
+        self.hidden = None if hidden is None else hidden.clone()
+        self.elements_per_frame = meta["elements_per_frame"]
+        self.compressions = meta["compressions"]
+        self.prunings = meta["prunings"]
+        self.permanent_elements = meta["permanent_elements"]
+        self._joined = None

@@ -2,8 +2,10 @@
 
 This is the per-video schedule of ColorMNet: which frames become memory frames, when the hidden
 state is updated by the decoder or by the value encoder, and the two ways to start a video (the
-reference *is* frame 0, or it is a separate exemplar). It works on padded, normalised tensors and
-on key features computed beforehand (possibly many frames at once); it never touches files.
+reference *is* frame 0, or it is a separate exemplar), plus what long footage adds: references
+encoded once and kept in permanent memory, and a state that can be saved and restored exactly.
+It works on padded, normalised tensors and on key features computed beforehand (possibly many
+frames at once); it never touches files.
 """
 
 from __future__ import annotations
@@ -30,6 +32,26 @@ class ScheduleConfig:
             raise ValueError("mem_every must be at least 1")
         if self.deep_update_every == 0:
             raise ValueError("deep_update_every must be negative (follow memory frames) or >= 1")
+
+
+@dataclass(frozen=True)
+class EncodedReference:
+    """A reference as memory holds it: encoded once (key encoder, then the value encoder with a
+    zero hidden state and no deep update), so it can seed a new shot without running again."""
+
+    key: torch.Tensor        # (1, CK, h, w)
+    shrinkage: torch.Tensor  # (1, 1, h, w)
+    selection: torch.Tensor  # (1, CK, h, w)
+    value: torch.Tensor      # (1, 2, CV, h, w)
+
+    FIELDS = ("key", "shrinkage", "selection", "value")
+
+    def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {f"{prefix}{name}": getattr(self, name).clone() for name in self.FIELDS}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> "EncodedReference":
+        return cls(**{name: tensors[f"{prefix}{name}"].clone() for name in cls.FIELDS})
 
 
 @dataclass(frozen=True)
@@ -75,35 +97,56 @@ class VideoPropagator:
         self.last_value: torch.Tensor | None = None
         self.value_encodes = 0
         self.deep_updates = 0
+        # The reference the shot started from (also the memorised frame 0 in reference-frame mode).
+        self.first_reference: EncodedReference | None = None
 
     # -- frame 0 -------------------------------------------------------------------------------
 
     def start_with_reference_frame(self, image: torch.Tensor, features: KeyFeatures,
                                    reference_ab: torch.Tensor, is_last: bool) -> torch.Tensor:
-        """Frame 0 whose colours are the reference's ab: memorised with them, returned as is."""
+        """Frame 0 whose colours are the reference's ab: memorised (permanently) with them,
+        returned as is. The memorised entry is then :attr:`first_reference`."""
         self.frame_index = 0
         self.memory.hidden = self.network.empty_hidden(features.key)
         is_memory = not is_last
         if is_memory:
             is_deep = self._is_deep(is_memory, is_last)
-            self._memorise(image, features, reference_ab, deep_update=is_deep)
+            self._memorise(image, features, reference_ab, deep_update=is_deep, permanent=True)
+            self.first_reference = EncodedReference(features.key, features.shrinkage,
+                                                    features.selection, self.last_value)
         return reference_ab
+
+    def encode_reference(self, exemplar_image: torch.Tensor, exemplar_features: KeyFeatures,
+                         exemplar_ab: torch.Tensor) -> EncodedReference:
+        """Value-encode a separate exemplar (zero hidden state, no deep update); the hidden state
+        only enters a deep update, so the result does not depend on where the video is."""
+        hidden = self.network.empty_hidden(exemplar_features.key)
+        value, _ = self.network.encode_value(exemplar_image, exemplar_features.f16, hidden,
+                                             exemplar_ab, deep_update=False)
+        self.value_encodes += 1
+        return EncodedReference(exemplar_features.key, exemplar_features.shrinkage,
+                                exemplar_features.selection, value)
 
     def start_with_exemplar(self, image: torch.Tensor, features: KeyFeatures,
                             exemplar_image: torch.Tensor, exemplar_features: KeyFeatures,
                             exemplar_ab: torch.Tensor, is_last: bool) -> torch.Tensor:
         """Frame 0 predicted from a separate exemplar, which stays in memory for the whole video."""
+        reference = self.encode_reference(exemplar_image, exemplar_features, exemplar_ab)
+        return self.start_with_encoded(image, features, reference, is_last)
+
+    def start_with_encoded(self, image: torch.Tensor, features: KeyFeatures,
+                           reference: EncodedReference, is_last: bool) -> torch.Tensor:
+        """Frame 0 (of a video or a shot) predicted from an already encoded exemplar, which
+        stays in permanent memory for the whole shot."""
         self.frame_index = 0
         self.memory.hidden = self.network.empty_hidden(features.key)
         is_memory = not is_last
         # Flags come from the general rule first; the exemplar then forces "no deep update".
         is_normal = self._is_normal(self._is_deep(is_memory, is_last), is_last)
-        value, _ = self.network.encode_value(exemplar_image, exemplar_features.f16,
-                                             self.memory.hidden, exemplar_ab, deep_update=False)
-        self.value_encodes += 1
-        self.memory.add(exemplar_features.key, exemplar_features.shrinkage, value,
-                        exemplar_features.selection)
-        self.last_key, self.last_value = exemplar_features.key, value
+        self.memory.add(reference.key, reference.shrinkage, reference.value, reference.selection,
+                        permanent=True)
+        self.first_reference = reference
+        self.last_key, self.last_value = reference.key, reference.value
         # Frame 0 reads the exemplar from memory only: no short-term attention yet.
         readout = self.memory.read(features.key, features.selection)
         ab = self._decode(features, readout, is_normal)
@@ -113,12 +156,19 @@ class VideoPropagator:
 
     # -- later frames --------------------------------------------------------------------------
 
-    def step(self, image: torch.Tensor, features: KeyFeatures, is_last: bool) -> torch.Tensor:
-        """Predict one frame after frame 0."""
+    def step(self, image: torch.Tensor, features: KeyFeatures, is_last: bool,
+             reference: EncodedReference | None = None) -> torch.Tensor:
+        """Predict one frame after frame 0. ``reference``: a keyframe reference for this frame,
+        added to permanent memory before the frame reads it (and the frame is memorised, as the
+        official schedule does for a frame that comes with an exemplar)."""
         if self.frame_index < 0:
             raise RuntimeError("start the video with a reference before stepping")
         self.frame_index += 1
-        is_memory = self._is_memory_frame(self.frame_index, is_last)
+        if reference is not None:
+            self.memory.add(reference.key, reference.shrinkage, reference.value,
+                            reference.selection, permanent=True)
+        is_memory = self._is_memory_frame(self.frame_index, is_last) or (
+            reference is not None and not is_last)
         is_deep = self._is_deep(is_memory, is_last)
         is_normal = self._is_normal(is_deep, is_last)
         readout = self.memory.read(features.key, features.selection)
@@ -156,14 +206,49 @@ class VideoPropagator:
         return torch.tanh(logits.float())
 
     def _memorise(self, image: torch.Tensor, features: KeyFeatures, ab: torch.Tensor,
-                  deep_update: bool) -> None:
+                  deep_update: bool, permanent: bool = False) -> None:
         value, hidden = self.network.encode_value(image, features.f16, self.memory.hidden, ab,
                                                   deep_update=deep_update)
         self.value_encodes += 1
-        self.memory.add(features.key, features.shrinkage, value, features.selection)
+        self.memory.add(features.key, features.shrinkage, value, features.selection,
+                        permanent=permanent)
         self.last_memory_index = self.frame_index
         self.last_key, self.last_value = features.key, value
         if deep_update:
             self.memory.hidden = hidden
             self.last_deep_update_index = self.frame_index
             self.deep_updates += 1
+
+    # -- saving and restoring ------------------------------------------------------------------
+
+    _COUNTERS = ("frame_index", "last_memory_index", "last_deep_update_index", "value_encodes",
+                 "deep_updates")
+
+    def state_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """Every tensor the next frames depend on: memory bank, hidden state, the last memory
+        frame's key and value (the short-term attention reads them) and the shot's reference."""
+        tensors = self.memory.state_tensors(f"{prefix}memory.")
+        if self.last_key is not None:
+            tensors[f"{prefix}last_key"] = self.last_key.clone()
+            tensors[f"{prefix}last_value"] = self.last_value.clone()
+        if self.first_reference is not None:
+            tensors.update(self.first_reference.tensors(f"{prefix}first_reference."))
+        return tensors
+
+    def state_meta(self) -> dict:
+        """The JSON-able rest: counters and the memory bank's bookkeeping."""
+        meta = {name: getattr(self, name) for name in self._COUNTERS}
+        meta["memory"] = self.memory.state_meta()
+        return meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict, prefix: str = "") -> None:
+        """Continue exactly where the saved propagator stopped (same network and configs)."""
+        self.memory.load_state(tensors, meta["memory"], f"{prefix}memory.")
+        for name in self._COUNTERS:
+            setattr(self, name, int(meta[name]))
+        key = tensors.get(f"{prefix}last_key")
+        self.last_key = None if key is None else key.clone()
+        value = tensors.get(f"{prefix}last_value")
+        self.last_value = None if value is None else value.clone()
+        self.first_reference = (EncodedReference.from_tensors(tensors, f"{prefix}first_reference.")
+                                if f"{prefix}first_reference.key" in tensors else None)
