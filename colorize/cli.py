@@ -45,12 +45,14 @@ Exit codes:
   2   bad command line
   3   out of memory even for one frame at the smallest processing size
   4   requested device or precision not available here
+  8   shots file (--shots FILE) unreadable, or its cuts unsorted or past the end
   9   no colorizer available (model or weights missing)
   10  input not found or not readable
   11  input has no video stream (or a folder has no images)
   12  input is corrupt or truncated (the message says how many frames decoded)
   13  input cannot be processed as one clip (frame size changes, mixed image sizes)
-  14  reference image not found, unreadable or too large
+  14  reference image not found, unreadable or too large; references given
+      inconsistently (two for one frame, none for frame 0, past the end)
   15  output already exists (pass --overwrite)
   16  output extension, container or codec not supported
   17  output could not be written (permission, disk full)
@@ -171,12 +173,39 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
 @click.option(
     "--ref",
     "reference_path",
-    metavar="REF",
-    required=True,
-    type=click.Path(path_type=Path),
+    metavar="[FRAME=]REF",
+    multiple=True,
     help="Colour reference image (any format Pillow reads; EXIF rotation applied). If its size "
     "differs from the frames' it is resized to the (upright) frame size with bilinear "
-    "filtering, as ColorMNet's own pipeline does, stretching it if the aspect ratio differs.",
+    "filtering, as ColorMNet's own pipeline does, stretching it if the aspect ratio differs. "
+    "Repeatable as FRAME=REF (FRAME: 0-based index in decode order): a keyframe reference, "
+    "encoded once at its frame and kept in memory for the rest of its shot. A plain REF (or "
+    "0=REF) is the main reference.",
+)
+@click.option(
+    "--ref-dir",
+    "reference_dir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Keyframe references named ref_<frame>.<ext> (CMNET2/HAVC naming: ref_000120.png is "
+    "frame 120; ref_000000.png is the main reference). Combines with --ref.",
+)
+@click.option(
+    "--shots",
+    metavar="auto|FILE",
+    help="Reset memory at each cut, from the latest reference at or before the shot's first "
+    "frame: 'auto' finds cuts with PySceneDetect on the decoded frames (extra "
+    "colorize-video[shots]); FILE lists cut frames (one per line, each the first frame of a "
+    "shot; or a PySceneDetect CSV / EDL).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    metavar="PATH.json",
+    type=click.Path(path_type=Path),
+    help="Write a confidence report: per frame a memory-match score in [0, 1], the reference and "
+    "shot in use, and low-score spans with a suggested keyframe; a plot beside it "
+    "(<stem>.png, or <stem>.txt without matplotlib).",
 )
 @click.option(
     "-o",
@@ -326,6 +355,8 @@ def run(ctx: click.Context, **options: Any) -> None:
     """
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose exclude each other")
+    if not options["reference_path"] and options["reference_dir"] is None:
+        raise click.UsageError("Missing option '--ref' (or '--ref-dir').")
     if options["resume"] and options["checkpoint_every"] == 0:
         raise click.UsageError("--resume needs checkpoints: drop --checkpoint-every 0")
     memory = _memory_settings(options)
@@ -387,7 +418,6 @@ def _colorize(
     from colorize import engine
     from colorize.pipeline import run_colorization
     from colorize.progress import ProgressReporter
-    from colorize.reference import load_reference
     from colorize.video.sink import open_sink
     from colorize.video.source import open_source
     from colorize.video.target import resolve_output
@@ -395,9 +425,12 @@ def _colorize(
     with open_source(input_path, image_fps=Fraction(fps).limit_denominator(1001)) as source:
         info = source.info
         target = resolve_output(output, info, overwrite)
-        reference = load_reference(reference_path, info.upright_size)
+        footage = _footage_setup(options, reference_path, info, fps)
+        reference = footage.main_reference
         if options["plan_only"]:
             _print_plan(options, memory, engine, info)
+            for line in footage.describe(info.frame_count):
+                click.echo(line)
             return None
         config = _engine_config(options, memory, engine, quiet=quiet)
         # Before the model is loaded: a checkpoint that cannot be used fails fast.
@@ -422,7 +455,7 @@ def _colorize(
         sink = session.parts if session is not None else open_sink(target, source, crf=crf)
         try:
             frames = run_colorization(source, reference, colorizer, sink, progress,
-                                      resume=session)
+                                      resume=session, footage=footage)
             if session is not None:
                 session.finish(frames)
             else:
@@ -433,7 +466,35 @@ def _colorize(
             else:
                 sink.abort()
             raise
+    for path in footage.write_report():
+        logger.info("report: %s", path)
     return target.path
+
+
+def _footage_setup(options: dict[str, Any], references: tuple[str, ...], info: Any,
+                   fps: float) -> Any:
+    """References by frame, shots and report from the options, checked before any work."""
+    from colorize.footage.references import (
+        ReferenceSchedule,
+        parse_ref_option,
+        read_reference_dir,
+    )
+    from colorize.footage.setup import FootageSetup
+
+    specs = [parse_ref_option(text) for text in references]
+    if options["reference_dir"] is not None:
+        specs += read_reference_dir(options["reference_dir"])
+    report_path = options["report_path"]
+    if report_path is not None and not report_path.parent.is_dir():
+        from colorize.errors import OutputWriteError
+
+        raise OutputWriteError(f"--report folder does not exist: {report_path.parent}")
+    frame_rate = info.average_rate or fps
+    return FootageSetup.prepare(
+        ReferenceSchedule.from_specs(specs), frame_size=info.upright_size,
+        frame_count=info.frame_count, frame_count_exact=not info.frame_count_is_estimate,
+        shots=options["shots"], fps=frame_rate, report_path=report_path,
+        input_label=str(info.path))
 
 
 def _resume_session(options: dict[str, Any], config: "EngineConfig", engine: Any,
@@ -485,7 +546,6 @@ def _if_resumable(session: Any, colorizer: Any) -> Any:
                                       f"{session.folder.path}; delete that folder to start over")
     logger.debug("this colorizer cannot save its state: no resume checkpoints")
     return None
-
 
 
 def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any) -> None:

@@ -22,6 +22,7 @@ from colorize.video.source import FrameMeta, Source
 if TYPE_CHECKING:  # pragma: no cover - the engine may pull in torch
     from colorize.engine import FrameColorizer
     from colorize.footage.resume import ResumeSession
+    from colorize.footage.setup import FootageSetup
 
 
 def quarter_turns(rotation: int) -> int:
@@ -48,6 +49,7 @@ def run_colorization(
     sink: Sink,
     progress: ProgressReporter,
     resume: "ResumeSession | None" = None,
+    footage: "FootageSetup | None" = None,
 ) -> int:
     """Colorize every frame of ``source`` into ``sink``; return the number of frames written.
 
@@ -55,6 +57,10 @@ def run_colorization(
     ``resume.start_frame`` are decoded but not colorized (their output is already stored), the
     engine continues from the saved state, and a checkpoint is saved at the frames the session
     picks. The count returned includes the frames done before the resume.
+
+    With ``footage`` (several references, shots, a report) every decoded frame is shown to it
+    (the cut detector of ``--shots auto`` works on these frames, no second pass) and the
+    colorizer gets its guide; a plain footage set-up changes nothing.
 
     Raises ``RuntimeError`` if the colorizer breaks its contract (count, shape or dtype):
     that is a bug, not a user error. The caller commits or aborts the sink.
@@ -74,21 +80,27 @@ def run_colorization(
             if frame.meta.index < skip:
                 if not upright_shape:
                     upright_shape.append(to_upright(frame.rgb, rotation).shape)
+                if footage is not None:
+                    footage.observe(frame.meta.index, to_upright(frame.rgb, rotation))
                 continue
             pending.append(frame.meta)
             upright = to_upright(frame.rgb, rotation)
+            if footage is not None:
+                footage.observe(frame.meta.index, upright)
             if not upright_shape:
                 upright_shape.append(upright.shape)
             yield upright
 
     frames = feed()
     written = 0
+    guide = footage.guide() if footage is not None and not footage.is_plain else None
     if resume is None:
-        results = colorizer.colorize(frames, reference)
+        results = (colorizer.colorize(frames, reference) if guide is None
+                   else colorizer.colorize(frames, reference, guide=guide))
     elif resume.complete:
         results = iter(())  # every frame is stored; only the final assembly is left
     else:
-        results = colorizer.colorize(frames, reference, guide=resume.attach(None, colorizer))
+        results = colorizer.colorize(frames, reference, guide=resume.attach(guide, colorizer))
     for result in results:
         if not pending:
             raise RuntimeError("the colorizer yielded more frames than it was given")
@@ -100,12 +112,16 @@ def run_colorization(
         if resume is not None:
             resume.frame_written(meta.index)
     if resume is not None and resume.complete:
+        if footage is not None:
+            footage.finish(skip)
         return skip
     leftover = len(pending) + sum(1 for _ in frames)
     if leftover:
         raise RuntimeError(
             f"the colorizer yielded {written} frames but the input has {written + leftover}"
         )
+    if footage is not None:
+        footage.finish(skip + written)
     progress.finish()
     return skip + written
 
