@@ -6,7 +6,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 HERE = Path(__file__).parent
@@ -15,8 +14,6 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(TESTS / "colorize"))
 
 import comfy_standin  # noqa: E402
-
-SIZE = (64, 96)   # (H, W): padded to 112 x 112, cheap on CPU
 
 
 @pytest.fixture
@@ -44,24 +41,3 @@ def synthetic_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("colormnet") / "synthetic.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
-
-
-def moving_gray(count: int, size=SIZE, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    height, width = size
-    ramp = np.linspace(0, 255, width)[None, :] * np.ones((height, 1))
-    return [np.repeat(np.clip(np.roll(ramp, 3 * t, axis=1) + rng.normal(0, 8, size), 0, 255)
-                      .astype(np.uint8)[..., None], 3, axis=2) for t in range(count)]
-
-
-def colourful(size=SIZE) -> np.ndarray:
-    height, width = size
-    y, x = np.mgrid[0:height, 0:width]
-    return np.stack([x * 255 // width, y * 255 // height, 255 - x * 255 // width], -1).astype(np.uint8)
-
-
-def as_image(*arrays: np.ndarray):
-    """uint8 arrays -> a ComfyUI IMAGE batch (B, H, W, C) float in 0..1."""
-    import torch
-
-    return torch.from_numpy(np.stack(arrays)).float() / 255.0

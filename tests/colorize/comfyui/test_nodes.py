@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from comfy_standin import InterruptProcessingException
-from conftest import SIZE, as_image, colourful, moving_gray
+from comfy_clips import SIZE, as_image, colourful, moving_gray
 from video_helpers import FakeColorizer, read_video, tint, write_video
 
 from colorize.comfyui.models import RunOptions

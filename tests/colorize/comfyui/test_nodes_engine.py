@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SIZE, as_image, colourful, moving_gray
+from comfy_clips import SIZE, as_image, colourful, moving_gray
 from video_helpers import invoke, read_video, write_video
 
 

@@ -1,0 +1,215 @@
+"""The colorize nodes in a real ComfyUI server, driven by ``comfy-run``.
+
+Runs only when ``COMFYUI_DIR`` (a ComfyUI checkout, 0.3.56 or newer) and ``COMFYUI_PYTHON`` (a
+Python that runs it, with this package installed) are set. The test installs the pack, starts the
+server on 127.0.0.1 with its own input/output/temp folders and the synthetic checkpoint registered
+through an extra model paths file (the checkout's own models folder is left alone), runs the
+``colorize-video`` registry workflow through ``comfy-run`` and compares the result with the
+``colorize`` command on the same clip and weights; then it interrupts a run from the client and
+checks that a prompt queued behind it still completes. The pack is uninstalled afterwards unless it
+was installed before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "colorize"))
+sys.path.insert(0, str(TESTS / "colorize" / "comfyui"))
+
+COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON")
+
+pytestmark = pytest.mark.skipif(
+    not (COMFYUI_DIR and COMFYUI_PYTHON),
+    reason="needs a ComfyUI checkout: set COMFYUI_DIR and COMFYUI_PYTHON (a Python that runs it with colorize installed)",
+)
+
+CHECKPOINT = "colorize-integration-synthetic.safetensors"
+START_TIMEOUT_S = 300
+RUN_TIMEOUT_S = 900
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return json.loads(reply.read() or b"null")
+
+
+def post_json(url: str, body: dict):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        data = reply.read()
+        return json.loads(data) if data else None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A ComfyUI server with the pack installed and the synthetic checkpoint; yields its URL."""
+    from colorize.comfyui import installer
+
+    comfyui = Path(COMFYUI_DIR).resolve()
+    root = tmp_path_factory.mktemp("comfyui-run")
+    loader = installer.loader_path(comfyui)
+    installed_before = loader.exists()
+    result = subprocess.run([sys.executable, "-m", "colorize", "comfyui", "install", str(comfyui),
+                             "--python", COMFYUI_PYTHON], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    models = root / "models"
+    (models / "colormnet").mkdir(parents=True)
+    weights = models / "colormnet" / CHECKPOINT
+    subprocess.run([sys.executable, str(TESTS / "fixtures" / "make_test_weights.py"), "--spec",
+                    str(TESTS.parent / "colorize" / "model" / "checkpoint_spec.json"), "--out", str(weights)],
+                   check=True, capture_output=True)
+    extra = root / "extra_model_paths.yaml"
+    extra.write_text(f"colorize_integration:\n    base_path: {models}\n    colormnet: colormnet\n")
+    folders = {name: root / name for name in ("input", "output", "temp", "user")}
+    for folder in folders.values():
+        folder.mkdir()
+    port = free_port()
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+         "--disable-auto-launch", "--extra-model-paths-config", str(extra),
+         "--input-directory", str(folders["input"]), "--output-directory", str(folders["output"]),
+         "--temp-directory", str(folders["temp"]), "--user-directory", str(folders["user"]),
+         "--database-url", f"sqlite:///{root / 'comfyui.db'}"],
+        cwd=comfyui, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"ComfyUI exited with {process.returncode}: {(root / 'server.log').read_text()[-3000:]}")
+            try:
+                get_json(url + "/system_stats")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("ComfyUI did not answer within the start timeout")
+                time.sleep(1)
+        yield {"url": url, "root": root, "weights": weights, "log": root / "server.log"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        if not installed_before and loader.exists():
+            installer.uninstall(comfyui)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from PIL import Image
+
+    from comfy_clips import colourful, moving_gray
+    from video_helpers import write_video
+
+    folder = tmp_path_factory.mktemp("clip")
+    short = write_video(folder / "short.mp4", moving_gray(8), audio_codec="aac")
+    long = write_video(folder / "long.mp4", moving_gray(120, seed=1), audio_codec="aac")
+    Image.fromarray(colourful((48, 80))).save(folder / "ref.png")
+    return {"short": short, "long": long, "reference": folder / "ref.png", "folder": folder}
+
+
+def comfy_run(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "runner.cli", "run", *args, "--server", url]
+
+
+def test_pack_is_loaded_with_the_checkpoint(server):
+    info = get_json(server["url"] + "/object_info/ColorizeLoadColorMNet")["ColorizeLoadColorMNet"]
+    assert info["category"] == "colorize"
+    assert CHECKPOINT in info["input"]["required"]["checkpoint"][1]["options"]
+    assert get_json(server["url"] + "/object_info/ColorizeVideo")["ColorizeVideo"]["output"] == ["VIDEO"]
+
+
+def test_colorize_video_through_comfy_run_equals_the_cli(server, clip, tmp_path):
+    import torch
+
+    from colorize.color import rgb_to_normalized_lab
+    from video_helpers import read_video
+
+    out = tmp_path / "out"
+    done = subprocess.run(
+        comfy_run(server["url"], "colorize-video", "--param", f"video={clip['short']}",
+                  "--param", f"reference={clip['reference']}", "--param", f"checkpoint={CHECKPOINT}",
+                  "--param", "precision=fp32", "--out", str(out)),
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    videos = sorted(out.glob("*.mp4"))
+    assert len(videos) == 1, sorted(p.name for p in out.iterdir())
+    cli_out = tmp_path / "cli.mp4"
+    cli = subprocess.run([sys.executable, "-m", "colorize", str(clip["short"]), "--ref", str(clip["reference"]),
+                          "-o", str(cli_out), "--weights", str(server["weights"]), "--device", "cpu", "--fp32", "-q"],
+                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 0, cli.stderr
+    node, reference = read_video(videos[0]), read_video(cli_out)
+    assert len(node.frames) == len(reference.frames) == 8
+    rgb_max = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(node.frames, reference.frames))
+    ab_max = max(
+        float((rgb_to_normalized_lab(torch.from_numpy(a).permute(2, 0, 1).contiguous())[1:]
+               - rgb_to_normalized_lab(torch.from_numpy(b).permute(2, 0, 1).contiguous())[1:]).abs().max())
+        for a, b in zip(node.frames, reference.frames))
+    print(f"comfyui vs cli: RGB max {rgb_max}, ab max {ab_max:.2e}")
+    assert rgb_max <= 2
+    assert ab_max <= 1e-3
+    assert node.audio_codecs == ["aac"]
+    assert node.times == reference.times
+
+
+def test_interrupt_from_the_client_stops_and_leaves_other_prompts_alone(server, clip, tmp_path):
+    url = server["url"]
+    # A second prompt waits behind the long one (queued with --no-wait).
+    runner = subprocess.Popen(
+        comfy_run(url, "colorize-video", "--param", f"video={clip['long']}", "--param", f"reference={clip['reference']}",
+                  "--param", f"checkpoint={CHECKPOINT}", "--param", "precision=fp32", "--out", str(tmp_path / "long")),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not get_json(url + "/queue")["queue_running"]:
+        assert runner.poll() is None, runner.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    queued = subprocess.run(
+        comfy_run(url, "colorize-video", "--param", f"video={clip['short']}", "--param", f"reference={clip['reference']}",
+                  "--param", f"checkpoint={CHECKPOINT}", "--param", "precision=fp32", "--param", "memory_mode=low",
+                  "--no-wait", "--json"),
+        capture_output=True, text=True, timeout=120)
+    assert queued.returncode == 0, queued.stdout + queued.stderr
+    other_id = next(json.loads(line)["prompt_id"] for line in queued.stdout.splitlines()
+                    if line.strip().startswith("{") and "prompt_id" in line)
+    # Wait until the long run is colorizing (a progress step has been reported), then Ctrl-C the client.
+    time.sleep(5)
+    runner.send_signal(signal.SIGINT)
+    output, _ = runner.communicate(timeout=120)
+    assert runner.returncode == 130, output
+    history = {}
+    while time.monotonic() < deadline:
+        history = get_json(f"{url}/history/{other_id}")
+        if other_id in history and history[other_id]["status"].get("completed") is not None and (
+                history[other_id]["status"]["status_str"] in ("success", "error")):
+            break
+        time.sleep(1)
+    assert history[other_id]["status"]["status_str"] == "success", history.get(other_id, {}).get("status")
+    interrupted = [entry for entry in get_json(f"{url}/history").values()
+                   if any(m[0] == "execution_interrupted" for m in entry["status"].get("messages", []))]
+    assert interrupted, "the long prompt was not interrupted on the server"
