@@ -1,11 +1,12 @@
 """``--shots``: a film split at its cuts into independent shot tasks, stitched back in order.
 
 The single-process run resets the model's memory at each cut and starts the shot from the
-reference that applies to it, so every shot is colorized as a video of its own. ``colorize run``
-has no ``--shots`` yet, so the expected output here is built the single-process way by hand:
-each shot through the engine alone (one colorizer, real synthetic weights), written in order by
-the same sink, with the same timestamps and audio. Both outputs are H.264 at crf 0 from the same
-frames, so equal colorized frames decode to equal pixels.
+reference that applies to it, so every shot is colorized as a video of its own. The expected
+output is built that way by hand: each shot through the engine alone (one colorizer, real
+synthetic weights), written in order by the same sink, with the same timestamps and audio. The
+last test checks that expectation against ``colorize run --shots`` itself (skipped where the
+run command has no ``--shots``). All outputs are H.264 at crf 0 from the same frames, so equal
+colorized frames decode to equal pixels.
 """
 
 from __future__ import annotations
@@ -111,3 +112,35 @@ def _times(path: Path) -> list[Fraction]:
 
     with av.open(str(path)) as container:
         return [frame.time for frame in container.decode(video=0)]
+
+
+def _run_options() -> set[str]:
+    from colorize.cli import cli
+
+    return {opt for param in cli.commands["run"].params for opt in param.opts}
+
+
+def test_the_expected_frames_are_those_of_colorize_run_with_shots(expected, batch_weights, tmp_path):
+    """The hand-built expectation above against the real single-process run (memory reset at
+    the cut, keyframe reference from frame 3), so the split path is checked against it too."""
+    options = _run_options()
+    if "--shots" not in options:
+        pytest.skip("this checkout's 'colorize run' has no --shots yet")
+    from click.testing import CliRunner
+
+    from colorize.cli import cli
+
+    clip, reference_output = expected
+    out = tmp_path / "run.mp4"
+    args = ["run", clip, "--ref", clip.with_suffix(".png"),
+            "--ref", f"{CUT}={clip.parent / 'film.refs' / f'ref_{CUT:06d}.png'}",
+            "--shots", clip.parent / "cuts.txt", "--crf", "0", "-o", out,
+            "--weights", batch_weights, "--device", "cpu", "--fp32", "-q"]
+    if "--checkpoint-every" in options:
+        args += ["--checkpoint-every", "0"]
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    got, want = h.decode(out), h.decode(reference_output)
+    assert len(got) == len(want) == FRAMES
+    for index, (a, b) in enumerate(zip(got, want)):
+        assert np.array_equal(a, b), f"frame {index} differs"
