@@ -83,18 +83,17 @@ def download_checkpoint(
         if target.is_file() and _already_good(target, expected):
             logger.info("checkpoint already present at %s", target)
             return target
-        which = f" (source {number} of {len(parsed)})" if len(parsed) > 1 else ""
         try:
             part = _fetch(source, target, options)
             digest = _verify(part, source, expected)
             os.replace(part, target)
         except _Refusal as error:
-            logger.warning("%s%s", error, which)
             refusal = error
+            _moving_on(error, number, len(parsed))
             continue
         except SourceFailed as error:
-            logger.warning("%s%s", error, which)
             failures.append(error)
+            _moving_on(error, number, len(parsed))
             continue
         manifest.record(target, digest, source=source.text)
         manifest.save()
@@ -107,6 +106,12 @@ def download_checkpoint(
         f"could not download the checkpoint ({_summary(failures)}){resume_hint}; "
         + manual_placement_hint(sources, folder, command=False)
     )
+
+
+def _moving_on(error: Exception, number: int, count: int) -> None:
+    """One line per failed source that is not the last; the final error speaks for the last."""
+    if number < count:
+        logger.warning("%s; trying source %d of %d", error, number + 1, count)
 
 
 def _summary(failures: Sequence[SourceFailed]) -> str:
