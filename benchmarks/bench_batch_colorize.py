@@ -210,6 +210,16 @@ def markdown(r: dict) -> str:
         "children during the run; near 0 means the figures had the machine to themselves. Higher values "
         "make every path slower, not in equal measure.", "",
     ]
+    busiest = max(row["others_cpu_share"] for row in r["runs"])
+    if busiest > 0.2:
+        lines += [
+            f"**Caveat: other processes used up to {busiest:.0%} of the CPUs during these runs.** The wall "
+            "times are then set by the contention (and by how it changed from one path to the next), "
+            "not by the paths: the local and Ray paths run the same engine in one worker each, so a "
+            "large gap between them is load, not Ray. What these figures do show: the model loads "
+            "(once per worker for both batch paths, once per video for the loop) and upper bounds for "
+            "Ray's fixed costs. Rerun on a quiet machine for the timing comparison.", "",
+        ]
     return "\n".join(lines)
 
 
