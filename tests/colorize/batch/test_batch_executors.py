@@ -72,7 +72,9 @@ def test_eight_videos_done_once_then_a_rerun_skips_all(kind, tmp_path, monkeypat
         assert output.parent == outdir and output.name == Path(line["input"]).name
         assert line["frames"] == 6 and line["sha256"] == sha256_of(output)
         assert len(h.decode(output)) == 6
-    assert 1 <= summary.model_loads <= 2          # once per worker, not once per video
+    # Once per worker, not once per video (Ray workers live for the session, so an earlier
+    # test may already have loaded the fake model in them).
+    assert summary.model_loads <= 2 and (kind == "ray" or summary.model_loads >= 1)
     assert [p.name for p in outdir.iterdir() if p.name.startswith(".")] == []
     # Rerun: every output is complete and unchanged, so nothing runs and no model is loaded.
     before = {p: p.stat().st_mtime_ns for p in outdir.glob("*.mp4")}
