@@ -93,10 +93,10 @@ def check_comfyui_dir(comfyui_dir: Path) -> str | None:
     version = read_comfyui_version(comfyui_dir)
     has_v3 = (comfyui_dir / "comfy_api" / "latest" / "__init__.py").is_file()
     if (version is not None and parse_version(version) < MIN_COMFYUI_VERSION) or not has_v3:
-        shown = version or "of unknown version"
+        found = f"it is {version}" if version else "its version is unknown"
         raise ComfyUITooOldError(
-            f"ComfyUI at {comfyui_dir} ({shown}) is older than {needed}, which the nodes need "
-            "(the V3 node API, comfy_api.latest); update ComfyUI (git pull) and install again")
+            f"ComfyUI at {comfyui_dir} is older than {needed}, which the nodes need ({found} and the "
+            "V3 node API comfy_api.latest is missing or too old); update ComfyUI (git pull) and install again")
     if version is None:
         logger.warning("cannot read ComfyUI's version in %s; it has the V3 node API, going on", comfyui_dir)
     return version
