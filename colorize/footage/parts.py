@@ -3,7 +3,7 @@
 * PNG-frame output: the frames themselves, named as the final folder will name them, in
   ``frames/``; at the end the folder is renamed into place (no copy, no re-encode), so a resumed
   result is bit-identical.
-* Video output: the frames in lossless segments, ``frames/segment-<first>-<end>.mkv`` (FFV1
+* Video output: the frames in lossless segments, ``frames/segment-<first>-<end>.nut`` (Ut Video
   8-bit RGB, so the round trip is exact), one per checkpoint interval. A segment is written
   under a temporary name and renamed when its interval is checkpointed: a ``kill -9`` leaves at
   most a temporary file, which the next run deletes. At the end the video is encoded from the
@@ -34,10 +34,14 @@ from colorize.video.target import OutputTarget
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_SUFFIX = ".mkv"
-# FFV1 keeps 8-bit RGB (as bgr0) exactly; bitexact keeps Matroska from writing random UIDs.
-_SEGMENT_CODEC = "ffv1"
-_SEGMENT_PIX_FMT = "bgr0"
+SEGMENT_SUFFIX = ".nut"
+# Ut Video keeps 8-bit RGB (as planar gbrp) exactly and is the fastest lossless codec of the
+# wheel that still compresses: at 448x448 27 ms to write and 30 ms to read a frame, against
+# 100 + 110 ms for FFV1 at about the same size (raw frames are 2x larger). NUT takes any codec
+# and time base; bitexact keeps the muxer from writing anything run-dependent.
+_SEGMENT_CODEC = "utvideo"
+_SEGMENT_CONTAINER = "nut"
+_SEGMENT_PIX_FMT = "gbrp"
 
 
 class CheckpointedParts(Sink):
@@ -156,7 +160,7 @@ class VideoSegmentParts(CheckpointedParts):
         self.folder.mkdir(parents=True, exist_ok=True)
         temp = self.folder / f".segment-{first:09d}.partial{SEGMENT_SUFFIX}"
         try:
-            container = av.open(str(temp.absolute()), "w", format="matroska",
+            container = av.open(str(temp.absolute()), "w", format=_SEGMENT_CONTAINER,
                                 options={"fflags": "+bitexact"})
             stream = container.add_stream(_SEGMENT_CODEC, rate=25)
             stream.width, stream.height, stream.pix_fmt = width, height, _SEGMENT_PIX_FMT
@@ -213,7 +217,7 @@ class VideoSegmentParts(CheckpointedParts):
             path = self.folder / segment["file"]
             count = 0
             try:
-                with av.open(str(path.absolute())) as container:
+                with av.open(str(path.absolute()), format=_SEGMENT_CONTAINER) as container:
                     for frame in container.decode(video=0):
                         count += 1
                         yield frame.to_ndarray(format="rgb24")
