@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
@@ -108,7 +109,7 @@ class PngParts(CheckpointedParts):
             os.replace(self.folder, target)
             return
         # --overwrite of an existing folder: move the old one aside so a failure can restore it.
-        old = target.with_name(f".{target.name}.old")
+        old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
         os.replace(target, old)
         try:
             os.replace(self.folder, target)
