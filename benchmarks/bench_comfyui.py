@@ -1,0 +1,189 @@
+"""The ComfyUI node path against the CLI path, and the VIDEO node's memory over long videos.
+
+1. Per-frame time of *Colorize Video* (the node class called in-process through the ComfyUI
+   stand-in of the tests, so no ComfyUI is needed) against the ``colorize`` command's own pipeline
+   (``run_colorization`` into a video sink, as the CLI runs it) on the same clip and weights, each
+   after one warm-up run, model load excluded.
+2. Peak RSS of the VIDEO node on a 200-frame and a 2,000-frame clip, each in a fresh process
+   (Linux VmHWM, reset after the model is loaded and warmed up): streaming keeps it flat.
+
+    python benchmarks/bench_comfyui.py                        # 64x64 frames, synthetic weights
+    python benchmarks/bench_comfyui.py --size 112 --time-frames 40 --rss-frames 200 2000
+
+Writes ``benchmarks/results/bench_comfyui.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "tests" / "colorize" / "comfyui"))
+sys.path.insert(0, str(ROOT / "tests" / "colorize"))
+
+from colorize_bench_common import (  # noqa: E402
+    MIB, RESULTS_DIR, PeakRss, environment, load_average, markdown_table, weights_file, write_atomic,
+    write_json,
+)
+
+
+def make_clip(path: Path, frames: int, size: int) -> Path:
+    """A moving gray ramp with a second of AAC audio (the helper the tests use)."""
+    from comfy_clips import moving_gray
+    from video_helpers import write_video
+
+    return write_video(path, moving_gray(frames, (size, size)), audio_codec="aac")
+
+
+def reference(size: int):
+    from comfy_clips import as_image, colourful
+
+    return as_image(colourful((size, size)))
+
+
+class _Monkeypatch:
+    """What comfy_standin.install needs from pytest's monkeypatch: set items in sys.modules."""
+
+    def setitem(self, mapping, key, value):
+        mapping[key] = value
+
+    def delitem(self, mapping, key, raising=True):
+        mapping.pop(key, None)
+
+
+def node_classes(root: Path):
+    import comfy_standin
+
+    _, nodes = comfy_standin.install(root, _Monkeypatch())
+    return nodes
+
+
+def load_model(nodes, weights: Path):
+    folder = Path(nodes.folder_paths.models_dir) / "colormnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / weights.name
+    if not link.exists():
+        link.symlink_to(weights)
+    return nodes.LoadColorMNet.execute(checkpoint=weights.name, precision="fp32").args[0]
+
+
+def run_node(nodes, model, clip: Path, size: int) -> Path:
+    video = nodes.InputImpl.VideoFromFile(str(clip))
+    result = nodes.ColorizeVideo.execute(model=model, video=video, reference=reference(size),
+                                         reference_is_first_frame=False, memory_mode="balanced", max_side=0)
+    return Path(result.args[0].file)
+
+
+def run_cli_pipeline(colorizer, clip: Path, size: int, out: Path) -> None:
+    """What ``colorize CLIP --ref REF -o OUT`` runs once the model is built."""
+    from colorize.comfyui.images import reference_rgb
+    from colorize.pipeline import run_colorization
+    from colorize.progress import ProgressReporter
+    from colorize.reference import resize_to
+    from colorize.video.sink import open_sink
+    from colorize.video.source import open_source
+    from colorize.video.target import resolve_output
+
+    with open_source(clip) as source:
+        ref = resize_to(reference_rgb(reference(size)), source.info.upright_size)
+        sink = open_sink(resolve_output(str(out), source.info, overwrite=True), source)
+        run_colorization(source, ref, colorizer, sink, ProgressReporter(total=None, enabled=False))
+        sink.commit()
+
+
+def time_paths(weights: Path, size: int, frames: int, repeats: int, work: Path) -> dict:
+    from colorize.engine import EngineConfig, build_colorizer
+
+    clip = make_clip(work / "time.mp4", frames, size)
+    nodes = node_classes(work / "comfyui")
+    model = load_model(nodes, weights)
+    colorizer = build_colorizer(EngineConfig(weights=weights, device="cpu", precision="fp32"))
+    node_times, cli_times = [], []
+    run_node(nodes, model, clip, size)                       # warm-up of both paths
+    run_cli_pipeline(colorizer, clip, size, work / "cli.mp4")
+    for _ in range(repeats):                                   # interleaved: load drifts hit both
+        started = time.perf_counter()
+        run_node(nodes, model, clip, size).unlink()
+        node_times.append((time.perf_counter() - started) / frames)
+        started = time.perf_counter()
+        run_cli_pipeline(colorizer, clip, size, work / "cli.mp4")
+        cli_times.append((time.perf_counter() - started) / frames)
+    return {"frames": frames, "size": size, "repeats": repeats,
+            "node_s_per_frame": min(node_times), "cli_s_per_frame": min(cli_times),
+            "node_all": node_times, "cli_all": cli_times}
+
+
+def rss_child(weights: Path, size: int, frames: int, work: Path) -> dict:
+    """In a fresh process: the VIDEO node's peak RSS over one clip of ``frames`` frames."""
+    clip = make_clip(work / f"rss-{frames}.mp4", frames, size)
+    nodes = node_classes(work / f"comfyui-{frames}")
+    model = load_model(nodes, weights)
+    run_node(nodes, model, make_clip(work / "warm.mp4", 3, size), size).unlink()
+    with PeakRss() as peak:
+        started = time.perf_counter()
+        out = run_node(nodes, model, clip, size)
+        seconds = time.perf_counter() - started
+    out.unlink()
+    return {"frames": frames, "peak_rss_mb": peak.max_rss / MIB, "seconds": seconds,
+            "s_per_frame": seconds / frames}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=64, help="square frame side (default 64)")
+    parser.add_argument("--time-frames", type=int, default=24)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rss-frames", type=int, nargs="*", default=[200, 2000])
+    parser.add_argument("--weights", type=Path, default=None, help="checkpoint (default: synthetic)")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--child-rss", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child_rss is not None:
+        print(json.dumps(rss_child(args.weights, args.size, args.child_rss, args.work)))
+        return
+
+    with weights_file(args.weights) as (weights, label), tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        load_before = load_average()
+        timing = time_paths(weights, args.size, args.time_frames, args.repeats, work)
+        print(f"per frame: node {timing['node_s_per_frame']:.3f} s, cli {timing['cli_s_per_frame']:.3f} s")
+        rss = []
+        for frames in args.rss_frames:
+            done = subprocess.run([sys.executable, __file__, "--child-rss", str(frames), "--size", str(args.size),
+                                   "--weights", str(weights), "--work", str(work)],
+                                  capture_output=True, text=True, check=True)
+            rss.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{frames} frames: peak RSS {rss[-1]['peak_rss_mb']:.0f} MB, {rss[-1]['s_per_frame']:.3f} s/frame")
+    growth = rss[-1]["peak_rss_mb"] / rss[0]["peak_rss_mb"] - 1 if len(rss) > 1 else 0.0
+    document = {"benchmark": "bench_comfyui", "weights": label, "environment": environment("cpu"),
+                "load_average_before": load_before, "load_average_after": load_average(),
+                "timing": timing, "rss": rss, "rss_growth": growth}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "bench_comfyui.json", document)
+    table = markdown_table(["path", "s/frame (best of %d)" % timing["repeats"]],
+                           [["Colorize Video node (stand-in, in-process)", timing["node_s_per_frame"]],
+                            ["colorize CLI pipeline", timing["cli_s_per_frame"]]])
+    rss_table = markdown_table(["frames", "peak RSS MB", "s/frame"],
+                               [[r["frames"], r["peak_rss_mb"], r["s_per_frame"]] for r in rss])
+    write_atomic(args.out / "bench_comfyui.md",
+                 f"# ComfyUI node path vs CLI ({timing['size']}x{timing['size']}, {timing['frames']} frames, CPU fp32)\n\n"
+                 f"{table}\n\n## VIDEO node peak RSS\n\n{rss_table}\n\nGrowth from {rss[0]['frames']} to "
+                 f"{rss[-1]['frames']} frames: {100 * growth:+.1f}% (goal: within 10%).\n"
+                 f"Load average before/after: {load_before} / {document['load_average_after']} "
+                 "(other work shared the machine; both paths were interleaved).\n")
+    print(f"RSS growth {100 * growth:+.1f}%; wrote {args.out / 'bench_comfyui.json'}")
+
+
+if __name__ == "__main__":
+    main()
