@@ -93,9 +93,13 @@ def test_restored_state_continues_bit_for_bit(colorizer, save_after):
         assert torch.equal(a, b), f"frame {t} differs after restoring"
 
 
-def test_state_rejects_another_processing_size(colorizer, synthetic_weights_file):
-    _, state = run(colorizer, video(4), VideoGuide(), save_after=1)
-    meta = dict(state.state_meta(), processing_size=[224, 224])
+def test_state_from_another_mode_or_version_is_refused(colorizer):
+    _, state = run(colorizer, video(3), VideoGuide(), save_after=0)
+    meta = dict(state.state_meta(), reference_is_first_frame=True)
     guide = VideoGuide(start=VideoState.restore(state.state_tensors(), meta))
-    with pytest.raises(ValueError, match="processing size"):
-        list(colorizer.predict(video(4)[2:], reference(0), guide))
+    with pytest.raises(ValueError, match="ref-is-first-frame"):
+        list(colorizer.predict(video(3)[1:], reference(0), guide))
+    with pytest.raises(ValueError, match="version"):
+        VideoState.restore(state.state_tensors(), dict(state.state_meta(), version=0))
+    with pytest.raises(ValueError, match="lacks tensors"):
+        VideoState.restore({}, state.state_meta())
