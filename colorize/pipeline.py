@@ -72,6 +72,8 @@ def run_colorization(
     pending: deque[FrameMeta] = deque()
     upright_shape: list[tuple[int, ...]] = []
     skip = resume.start_frame if resume is not None else 0
+    if resume is not None and footage is not None and footage.report is not None:
+        resume.track_report(footage.report)
     if skip:
         progress.advance(skip)
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from colorize.engine.guide import FrameRecord, VideoGuide
     from colorize.engine.state import VideoState
+    from colorize.footage.report import ConfidenceReport
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,10 @@ class ResumeSession:
         self._last_save = time.monotonic()
         self._last_cost = 0.0
         self.costs: list[float] = []             # seconds per checkpoint (benchmarks read it)
+        # --report: records of the frames before the checkpoint travel in checkpoint.json, so a
+        # resumed run's report covers the whole video, not only the frames after the resume.
+        self._report: "ConfidenceReport | None" = None
+        self._saved_report: list[dict[str, Any]] = []
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -142,6 +147,7 @@ class ResumeSession:
             if not consistent:
                 raise self.folder.damaged("engine state and position disagree")
         self._record = record
+        self._saved_report = list(record.engine_meta.get("report", []))
         self.start_frame = record.next_frame
         self.saved_frame = record.next_frame
         logger.info("resuming from the checkpoint at frame %d (%s)", record.next_frame,
@@ -152,6 +158,18 @@ class ResumeSession:
     @property
     def complete(self) -> bool:
         return self._record is not None and self._record.complete
+
+    def track_report(self, report: "ConfidenceReport") -> None:
+        """Keep ``report``'s records in every checkpoint; refill it from a resumed one."""
+        for item in self._saved_report:
+            report.add(int(item["frame"]), item["score"], item["reference"], int(item["shot"]))
+        self._saved_report = []
+        self._report = report
+
+    def _report_meta(self) -> dict[str, Any]:
+        if self._report is None:
+            return {}
+        return {"report": [record.as_json() for record in self._report.records]}
 
     def attach(self, guide: "VideoGuide | None", colorizer: Any) -> "VideoGuide":
         """``guide`` (or a plain one) with this session's start state and frame callback."""
@@ -174,7 +192,7 @@ class ResumeSession:
         tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
                    for name, tensor in state.state_tensors().items()}
         with self._lock:
-            self._captured[index] = (tensors, {"state": state.state_meta()})
+            self._captured[index] = (tensors, {"state": state.state_meta(), **self._report_meta()})
 
     def _due(self, index: int) -> bool:
         every = self.settings.every
@@ -213,7 +231,7 @@ class ResumeSession:
     def finish(self, frames: int) -> None:
         """All frames are written: record that, build the output, remove the folder."""
         if not self.complete:
-            self._save(frames, None, {}, complete=True)
+            self._save(frames, None, self._report_meta(), complete=True)
         self.parts.commit()
         self.folder.remove()
 

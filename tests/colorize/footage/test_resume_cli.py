@@ -199,3 +199,21 @@ def test_refusals_leave_everything_as_it_was(clip, weights, interrupted, tmp_pat
     (checkpoint_of(output) / "checkpoint.json").write_text("{not json")
     refused(command(clip, weights, output, "--resume"), EXIT_UNUSABLE, "damaged")
     assert checkpoint_of(output).is_dir()  # never deleted behind the user's back
+
+
+def test_report_of_a_resumed_run_covers_every_frame(clip, weights, tmp_path):
+    """The records of frames done before the checkpoint travel in it: the resumed run's report
+    equals an uninterrupted run's."""
+    expected_report = tmp_path / "expected.json"
+    assert run(command(clip, weights, tmp_path / "expected", "--checkpoint-every", "0",
+                       "--report", str(expected_report))).returncode == 0
+    output, report = tmp_path / "frames", tmp_path / "resumed.json"
+    args = command(clip, weights, output, "--checkpoint-every", str(EVERY), "--report", str(report))
+    run_and_kill(args, lambda: saved_position(output) >= 2 * EVERY)
+    assert not report.exists()
+    finished = run(args)
+    assert finished.returncode == 0, finished.stderr
+    got = json.loads(report.read_text())["frames"]
+    want = json.loads(expected_report.read_text())["frames"]
+    assert [r["frame"] for r in got] == list(range(FRAMES))
+    assert got == want
