@@ -390,6 +390,14 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self._frames.close()
+        # With frame threading, freeing a decoder whose threads still hold queued packets can
+        # deadlock inside FFmpeg (seen when a run stops reading early: a shot task, an error):
+        # draining it first leaves every thread idle.
+        try:
+            for _ in self._video.codec_context.decode(None):
+                pass
+        except (self._av.FFmpegError, EOFError, ValueError):
+            pass
         self._container.close()
 
 
