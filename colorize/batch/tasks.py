@@ -203,34 +203,42 @@ def _remove_stale_partials(output: Path) -> None:
 
 def _run_video(context: WorkerContext, task: Task, result: TaskResult) -> None:
     from colorize.batch.results import sha256_of
+    from colorize.footage.setup import FootageSetup
     from colorize.pipeline import run_colorization
-    from colorize.reference import load_reference
     from colorize.video.sink import open_sink
     from colorize.video.target import resolve_output
 
     job = task.job
     _remove_stale_partials(job.output)
-    later = [frame for frame, _ in job.references.keyframes if frame > 0]
-    if later:
-        # A whole-video task starts from one reference; keyframe references take effect at shot
-        # starts, which only --shots gives the batch.
-        logger.warning("%s: keyframe references at frame(s) %s are used with --shots only; "
-                       "colorizing from %s", job.input.name, ", ".join(map(str, later)),
-                       job.references.first())
     with _open(job) as source:
         info = source.info
         target = resolve_output(str(job.output), info, overwrite=True)
-        reference = load_reference(job.references.first(), info.upright_size)
+        # Keyframe references take effect at their frames, as with `colorize --ref FRAME=PATH`
+        # (encoded once, kept permanently); with only a main reference this is the plain run.
+        footage = FootageSetup.prepare(
+            _schedule_of(job), frame_size=info.upright_size, frame_count=info.frame_count,
+            frame_count_exact=not info.frame_count_is_estimate)
         colorizer = context.colorizer(job)
         sink = open_sink(target, source, crf=job.option("crf"))
         try:
-            result.frames = run_colorization(source, reference, colorizer, sink,
-                                             _Counter(context, task.task_id))
+            result.frames = run_colorization(source, footage.main_reference, colorizer, sink,
+                                             _Counter(context, task.task_id), footage=footage)
             sink.commit()
         except BaseException:
             sink.abort()
             raise
     result.sha256 = sha256_of(job.output)
+
+
+def _schedule_of(job: VideoJob) -> Any:
+    """The job's references as the engine's schedule: the main one at frame 0 (else the
+    earliest keyframe reference), the keyframe ones at their frames."""
+    from colorize.footage.references import ReferenceSchedule, ReferenceSpec
+
+    specs = [ReferenceSpec(job.references.first(), None)]
+    specs += [ReferenceSpec(path, frame) for frame, path in job.references.keyframes
+              if frame > 0]
+    return ReferenceSchedule.from_specs(specs)
 
 
 def _run_cuts(context: WorkerContext, task: Task, result: TaskResult) -> None:

@@ -144,3 +144,41 @@ def test_the_expected_frames_are_those_of_colorize_run_with_shots(expected, batc
     assert len(got) == len(want) == FRAMES
     for index, (a, b) in enumerate(zip(got, want)):
         assert np.array_equal(a, b), f"frame {index} differs"
+
+
+def test_whole_video_task_uses_keyframe_references_like_colorize_run(expected, batch_weights,
+                                                                     tmp_path):
+    """Without --shots a video with clip.refs/ runs as one task whose keyframe references take
+    effect at their frames, exactly as `colorize run --ref MAIN --ref 3=KEY` does."""
+    from click.testing import CliRunner
+
+    from colorize.batch.local import LocalExecutor
+    from colorize.cli import cli
+
+    clip, _ = expected
+    outdir = tmp_path / "out"
+    settings = WorkerSettings(weights=str(batch_weights), device="cpu", precision="fp32")
+    plan = build_plan(clip.parent, outdir, {"crf": 0})
+    summary = run_batch(plan, LocalExecutor(settings, workers=1), ResultsFile(outdir),
+                        weights_label=batch_weights.name, progress=BatchProgress(1, enabled=False))
+    [record] = summary.records
+    assert record.status == "ok", record.error
+    run_output = tmp_path / "run.mp4"
+    args = ["run", clip, "--ref", clip.with_suffix(".png"),
+            "--ref", f"{CUT}={clip.parent / 'film.refs' / f'ref_{CUT:06d}.png'}",
+            "--crf", "0", "-o", run_output, "--weights", batch_weights, "--device", "cpu",
+            "--fp32", "-q", "--checkpoint-every", "0"]
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    got, want = h.decode(Path(record.output)), h.decode(run_output)
+    assert len(got) == len(want) == FRAMES
+    for index, (a, b) in enumerate(zip(got, want)):
+        assert np.array_equal(a, b), f"frame {index} differs"
+    # The keyframe mattered: with the main reference alone frame CUT comes out otherwise.
+    plain = tmp_path / "plain.mp4"
+    plain_args = ["run", clip, "--ref", clip.with_suffix(".png"), "--crf", "0", "-o", plain,
+                  "--weights", batch_weights, "--device", "cpu", "--fp32", "-q",
+                  "--checkpoint-every", "0"]
+    result = CliRunner().invoke(cli, [str(a) for a in plain_args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert not np.array_equal(h.decode(plain)[CUT], got[CUT])
