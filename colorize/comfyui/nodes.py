@@ -30,6 +30,7 @@ from colorize.comfyui import work
 from colorize.comfyui.errors import NodeInputError
 from colorize.comfyui.models import CACHE, MEMORY_MODES, PRECISIONS, LoadedModel, RunOptions
 from colorize.errors import ColorizeError
+from colorize.video.sink import DEFAULT_CRF
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ CHECKPOINT_SUFFIXES = {".safetensors", ".pth", ".pt", ".ckpt", ".bin"}
 #: Checkpoint choice meaning "what the colorize command would use" (--weights search path).
 COLORIZE_DEFAULT = "(colorize default)"
 CATEGORY = "colorize"
+DEFAULT_VIDEO_CRF = DEFAULT_CRF["libx264"]
 
 ColorMNetModel = io.Custom("COLORMNET")
 
@@ -259,14 +261,21 @@ class ColorizeVideo(io.ComfyNode):
                 io.Video.Input("video", tooltip="The video to colorize (for example from Load Video)."),
                 io.Image.Input("reference", tooltip="Colour reference; resized to the frame size."),
                 *_common_inputs(),
+                # Optional, so that workflows saved before it existed still validate.
+                io.Int.Input("crf", default=DEFAULT_VIDEO_CRF, min=0, max=51, optional=True,
+                             tooltip="H.264 quality of the colorized video, as colorize --crf: "
+                                     f"{DEFAULT_VIDEO_CRF} looks like the frames, lower is larger, "
+                                     "0 is lossless (exact frames, for comparisons)."),
             ],
             outputs=[io.Video.Output(display_name="video")],
         )
 
     @classmethod
     def execute(cls, model: LoadedModel, video, reference, reference_is_first_frame: bool,
-                memory_mode: str, max_side: int) -> io.NodeOutput:
+                memory_mode: str, max_side: int, crf: int = DEFAULT_VIDEO_CRF) -> io.NodeOutput:
         options = _options(memory_mode, max_side, reference_is_first_frame)
+        if not 0 <= int(crf) <= 51:
+            raise ColorizeNodeError(f"Colorize Video: crf must be 0-51 (0 is lossless), got {crf}")
         scratch = Path(folder_paths.get_temp_directory()) / "colorize"
         scratch.mkdir(parents=True, exist_ok=True)
         output = scratch / f"{uuid.uuid4().hex}.mp4"
@@ -275,7 +284,7 @@ class ColorizeVideo(io.ComfyNode):
             source, copy = _video_source(video, scratch)
             work_model = _ready(model)
             work.colorize_video_file(work_model.colorizer(options), source, reference, output,
-                                     _progress(0), _check_interrupt)
+                                     _progress(0), _check_interrupt, crf=int(crf))
         except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
             raise _run_errors(error, "Colorize Video") from None
         finally:

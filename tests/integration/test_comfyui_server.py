@@ -144,6 +144,8 @@ def test_pack_is_loaded_with_the_checkpoint(server):
 
 
 def test_colorize_video_through_comfy_run_equals_the_cli(server, clip, tmp_path):
+    # Both sides lossless (crf 0): x264's threaded lossy encoding of the same frames differs from
+    # run to run, so only lossless output compares the colorized frames themselves.
     import torch
 
     from colorize.color import rgb_to_normalized_lab
@@ -153,14 +155,15 @@ def test_colorize_video_through_comfy_run_equals_the_cli(server, clip, tmp_path)
     done = subprocess.run(
         comfy_run(server["url"], "colorize-video", "--param", f"video={clip['short']}",
                   "--param", f"reference={clip['reference']}", "--param", f"checkpoint={CHECKPOINT}",
-                  "--param", "precision=fp32", "--out", str(out)),
+                  "--param", "precision=fp32", "--param", "crf=0", "--out", str(out)),
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stdout + done.stderr
     videos = sorted(out.glob("*.mp4"))
     assert len(videos) == 1, sorted(p.name for p in out.iterdir())
     cli_out = tmp_path / "cli.mp4"
     cli = subprocess.run([sys.executable, "-m", "colorize", str(clip["short"]), "--ref", str(clip["reference"]),
-                          "-o", str(cli_out), "--weights", str(server["weights"]), "--device", "cpu", "--fp32", "-q"],
+                          "-o", str(cli_out), "--weights", str(server["weights"]), "--device", "cpu", "--fp32", "-q",
+                          "--crf", "0"],
                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert cli.returncode == 0, cli.stderr
     node, reference = read_video(videos[0]), read_video(cli_out)

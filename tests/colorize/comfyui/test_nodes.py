@@ -50,7 +50,10 @@ def test_schema_lists_three_nodes_in_category_colorize(comfy):
     assert {s.category for s in schemas} == {"colorize"}
     video = next(s for s in schemas if s.node_id == "ColorizeVideo")
     assert [type(i).__name__ for i in video.inputs][:3] == ["COLORMNET.Input", "VIDEO.Input", "IMAGE.Input"]
-    assert [i.args[0] for i in video.inputs][3:] == ["reference_is_first_frame", "memory_mode", "max_side"]
+    assert [i.args[0] for i in video.inputs][3:] == ["reference_is_first_frame", "memory_mode", "max_side", "crf"]
+    crf = video.inputs[-1]
+    # Optional: API workflows saved before the input existed still validate.
+    assert crf.optional is True and crf.default == 18
 
 
 def test_frames_node_keeps_count_size_and_values_of_the_colorizer(comfy):
@@ -197,6 +200,21 @@ def test_video_node_streams_to_an_mp4_with_audio(comfy, tmp_path):
     assert decoded.audio_codecs == ["aac"]
     assert state.progress[-1] == (6, 6)
     assert len(model.fake.seen_frames) == 6
+
+
+def test_video_node_crf_reaches_the_encoder(comfy, tmp_path):
+    _, nodes = comfy
+    source = write_video(tmp_path / "in.mp4", moving_gray(6))
+    sizes = {}
+    for crf in (0, 40):
+        result = run_video(nodes, FakeModel(), nodes.InputImpl.VideoFromFile(str(source)),
+                           as_image(colourful()), crf=crf)
+        sizes[crf] = Path(result.file).stat().st_size
+        assert len(read_video(Path(result.file)).frames) == 6
+    assert sizes[0] > 2 * sizes[40]            # lossless against heavily compressed
+    with pytest.raises(nodes.ColorizeNodeError, match="^Colorize Video: crf must be 0-51"):
+        run_video(nodes, FakeModel(), nodes.InputImpl.VideoFromFile(str(source)),
+                  as_image(colourful()), crf=52)
 
 
 def test_video_with_no_frames_is_a_clear_message(comfy, tmp_path):

@@ -62,13 +62,10 @@ def test_fp16_on_cpu_is_refused_with_a_clear_message(loaded):
         nodes.LoadColorMNet.execute(checkpoint="synthetic.safetensors", precision="fp16")
 
 
-def test_video_node_equals_the_cli(loaded, synthetic_weights, tmp_path, monkeypatch):
+def test_video_node_equals_the_cli(loaded, synthetic_weights, tmp_path):
     state, nodes, model = loaded
-    # Both sides encode losslessly: x264's threaded lossy encoding can differ from run to run on
-    # the same frames, and this test is about the colorized frames, not the encoder.
-    import colorize.video.sink as sink
-
-    monkeypatch.setitem(sink.DEFAULT_CRF, "libx264", 0)
+    # Both sides encode losslessly (the node's crf input, the CLI's --crf): x264's threaded lossy
+    # encoding can differ from run to run on the same frames, and this test is about the frames.
     source = write_video(tmp_path / "in.mp4", moving_gray(5), audio_codec="aac")
     reference = colourful((40, 60))           # another size: both resize it the same way
     from PIL import Image
@@ -76,9 +73,9 @@ def test_video_node_equals_the_cli(loaded, synthetic_weights, tmp_path, monkeypa
     Image.fromarray(reference).save(tmp_path / "ref.png")
     result = nodes.ColorizeVideo.execute(model=model, video=nodes.InputImpl.VideoFromFile(str(source)),
                                          reference=as_image(reference), reference_is_first_frame=False,
-                                         memory_mode="balanced", max_side=0).args[0]
+                                         memory_mode="balanced", max_side=0, crf=0).args[0]
     invoke([source, "--ref", tmp_path / "ref.png", "-o", tmp_path / "cli.mp4", "--weights",
-            synthetic_weights, "--device", "cpu", "--fp32", "-q"])
+            synthetic_weights, "--device", "cpu", "--fp32", "-q", "--crf", "0"])
     node_video, cli_video = read_video(Path(result.file)), read_video(tmp_path / "cli.mp4")
     assert len(node_video.frames) == len(cli_video.frames) == 5
     for a, b in zip(node_video.frames, cli_video.frames):
