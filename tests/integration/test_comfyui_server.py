@@ -216,3 +216,48 @@ def test_interrupt_from_the_client_stops_and_leaves_other_prompts_alone(server, 
     interrupted = [entry for entry in get_json(f"{url}/history").values()
                    if any(m[0] == "execution_interrupted" for m in entry["status"].get("messages", []))]
     assert interrupted, "the long prompt was not interrupted on the server"
+
+
+def test_bad_input_through_the_server_gives_clear_messages_and_the_server_stays_up(server, clip, tmp_path):
+    import av
+    from PIL import Image
+
+    from comfy_clips import moving_gray
+    from video_helpers import read_video, write_video
+
+    url, checkpoint = server["url"], ("--param", f"checkpoint={CHECKPOINT}", "--param", "precision=fp32")
+
+    def run(workflow: str, video: Path, reference: Path, out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(comfy_run(url, workflow, "--param", f"video={video}", "--param",
+                                        f"reference={reference}", *checkpoint, "--out", str(out)),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+
+    # A gray reference of another size and an RGBA reference: resized / made RGB, all frames out.
+    gray, rgba = tmp_path / "gray.png", tmp_path / "rgba.png"
+    Image.open(clip["reference"]).convert("L").resize((33, 21)).save(gray)
+    Image.open(clip["reference"]).convert("RGBA").save(rgba)
+    for reference in (gray, rgba):
+        done = run("colorize-video", clip["short"], reference, tmp_path / reference.stem)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(read_video(next((tmp_path / reference.stem).glob("*.mp4"))).frames) == 8
+
+    # A VIDEO without frames: our one line reaches the client from execution_error.
+    audio_only = tmp_path / "audio.m4a"
+    with av.open(str(audio_only), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    failed = run("colorize-video", audio_only, clip["reference"], tmp_path / "none")
+    assert failed.returncode != 0
+    assert "Colorize Video: the VIDEO has no frames to colorize" in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr
+
+    # A batch of one frame through the IMAGE path.
+    one = write_video(tmp_path / "one.mp4", moving_gray(1))
+    done = run("colorize-frames", one, clip["reference"], tmp_path / "one")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list((tmp_path / "one").glob("*.png"))) == 1
+
+    assert get_json(url + "/system_stats")["system"]["comfyui_version"]   # still serving
