@@ -3,13 +3,15 @@
 * PNG-frame output: the frames themselves, named as the final folder will name them, in
   ``frames/``; at the end the folder is renamed into place (no copy, no re-encode), so a resumed
   result is bit-identical.
-* Video output: the frames in lossless segments, ``frames/segment-<first>-<end>.nut`` (Ut Video
-  8-bit RGB, so the round trip is exact), one per checkpoint interval. A segment is written
+* Video output: the video itself, in segments ``frames/segment-<first>.nut``, one per checkpoint
+  interval, each encoded with the output's codec and settings and starting with a keyframe
+  (:class:`~colorize.video.sink.VideoFileSink` writing NUT, video only). A segment is written
   under a temporary name and renamed when its interval is checkpointed: a ``kill -9`` leaves at
-  most a temporary file, which the next run deletes. At the end the video is encoded from the
-  segments by the very same :class:`~colorize.video.sink.VideoFileSink` the normal path uses,
-  fed with the input's own frame times and audio (the input is demuxed again), so the encoder
-  sees the frames, timestamps and audio packets of an uninterrupted run.
+  most a temporary file, which the next run deletes. At the end the segments' packets are
+  copied into the target with the input's audio and subtitles
+  (:class:`~colorize.video.join.JoinedVideoSink`): no second encode, so checkpoints cost a
+  video run little more than the saves themselves. Segments are encoded the same way whether
+  the run was interrupted or not, so a resumed run writes the uninterrupted run's video.
 
 Both write through the :class:`~colorize.video.sink.Sink` interface, so the pipeline does not
 care which one it has.
@@ -21,28 +23,24 @@ import logging
 import os
 import secrets
 import shutil
+from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from colorize.errors import CheckpointUnusableError, OutputWriteError
 from colorize.footage.checkpoint import sync_directory, sync_file
 from colorize.video import images
+from colorize.video.join import PART_MUXER, DtsOverlapError, JoinedVideoSink, open_part, part_packets
 from colorize.video.sink import Sink, VideoFileSink, frame_names
 from colorize.video.source import FrameMeta, Source
 from colorize.video.target import OutputTarget
 
 logger = logging.getLogger(__name__)
 
-SEGMENT_SUFFIX = ".nut"
-# Ut Video keeps 8-bit RGB (as planar gbrp) exactly and is the fastest lossless codec of the
-# wheel that still compresses: at 448x448 27 ms to write and 30 ms to read a frame, against
-# 100 + 110 ms for FFV1 at about the same size (raw frames are 2x larger). NUT takes any codec
-# and time base; bitexact keeps the muxer from writing anything run-dependent.
-_SEGMENT_CODEC = "utvideo"
-_SEGMENT_CONTAINER = "nut"
-_SEGMENT_PIX_FMT = "gbrp"
+SEGMENT_SUFFIX = ".mp4"
+SEGMENTS_KIND = "encoded-segments"
 
 
 class CheckpointedParts(Sink):
@@ -123,72 +121,57 @@ class PngParts(CheckpointedParts):
 
 
 class VideoSegmentParts(CheckpointedParts):
-    """Finished frames in lossless segments; the video is encoded from them at the end."""
+    """Finished frames as video segments in the output's own encoding, joined at the end."""
 
-    def __init__(self, folder: Path, target: OutputTarget, reopen: Callable[[], Source],
-                 crf: int | None) -> None:
-        import av
-
+    def __init__(self, folder: Path, target: OutputTarget, source: Source,
+                 reopen: Callable[[], Source], crf: int | None) -> None:
         super().__init__(folder)
-        self._av = av
         self._target = target
+        self._source = source
         self._reopen = reopen
         self._crf = crf
-        self._segments: list[dict] = []        # {"file", "first", "end"} of durable segments
-        self._open: tuple[object, object, Path, int] | None = None  # container, stream, temp, first
-        self._written = 0                      # next frame index expected
+        self._segments: list[dict] = []   # {"file", "first", "end", "last_pts"} of durable ones
+        self._open: tuple[VideoFileSink, Path, int] | None = None   # sink, final path, first
+        self._written = 0                 # next frame index expected
+        self._last_pts: int | None = None
 
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, rgb: np.ndarray, meta: FrameMeta) -> None:
-        av = self._av
         if meta.index != self._written:
             raise RuntimeError(f"frame {meta.index} arrived, expected {self._written}")
         if self._open is None:
-            self._start_segment(rgb.shape[1], rgb.shape[0], meta.index)
-        container, stream, temp, first = self._open
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format=_SEGMENT_PIX_FMT)
-        frame.pts = meta.index - first
-        try:
-            container.mux(stream.encode(frame))
-        except (av.FFmpegError, OSError) as error:
-            raise OutputWriteError(f"cannot write to {temp}: {error}") from None
+            self._start_segment(meta.index)
+        sink, _, _ = self._open
+        sink.write(rgb, meta)
         self._written += 1
 
-    def _start_segment(self, width: int, height: int, first: int) -> None:
-        av = self._av
+    def _start_segment(self, first: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        temp = self.folder / f".segment-{first:09d}.partial{SEGMENT_SUFFIX}"
-        try:
-            container = av.open(str(temp.absolute()), "w", format=_SEGMENT_CONTAINER,
-                                options={"fflags": "+bitexact"})
-            stream = container.add_stream(_SEGMENT_CODEC, rate=25)
-            stream.width, stream.height, stream.pix_fmt = width, height, _SEGMENT_PIX_FMT
-        except (av.FFmpegError, OSError, ValueError) as error:
-            raise OutputWriteError(f"cannot create {temp}: {error}") from None
-        self._open = (container, stream, temp, first)
+        path = self.folder / f"segment-{first:09d}{SEGMENT_SUFFIX}"
+        # The codec and its settings follow the final target; the file is NUT, video only.
+        part = OutputTarget(path, "video", container_format=self._target.container_format)
+        sink = VideoFileSink(part, self._source, self._crf, muxer=PART_MUXER,
+                             side_streams=False, after_pts=self._last_pts, zero_based=True)
+        self._open = (sink, path, first)
 
     def make_durable(self) -> dict:
-        av = self._av
         if self._open is not None:
-            container, stream, temp, first = self._open
+            sink, path, first = self._open
             self._open = None
-            try:
-                container.mux(stream.encode(None))
-                container.close()
-            except (av.FFmpegError, OSError) as error:
-                raise OutputWriteError(f"cannot finish {temp}: {error}") from None
-            sync_file(temp)
-            name = f"segment-{first:09d}-{self._written:09d}{SEGMENT_SUFFIX}"
-            os.replace(temp, self.folder / name)
-            self._segments.append({"file": name, "first": first, "end": self._written})
+            sink.commit()                 # flushes the encoder, renames the part into place
+            sync_file(path)
+            self._last_pts = sink.last_pts
+            origin = sink.origin
+            self._segments.append({"file": path.name, "first": first, "end": self._written,
+                                   "last_pts": self._last_pts,
+                                   "origin": None if origin is None else str(origin)})
         sync_directory(self.folder)
-        return {"kind": "video-segments", "segments": list(self._segments)}
+        return {"kind": SEGMENTS_KIND, "segments": list(self._segments)}
 
     def resume(self, parts: dict, next_frame: int) -> None:
         segments = parts.get("segments")
-        if parts.get("kind") != "video-segments" or not isinstance(segments, list):
+        if parts.get("kind") != SEGMENTS_KIND or not isinstance(segments, list):
             raise CheckpointUnusableError(f"checkpoint {self.folder.parent} holds another kind "
                                           "of output; delete that folder to start over")
         expected = 0
@@ -209,64 +192,121 @@ class VideoSegmentParts(CheckpointedParts):
                 _remove(path)
         self._segments = [dict(segment) for segment in segments]
         self._written = next_frame
+        self._last_pts = segments[-1].get("last_pts") if segments else None
 
     # -- the end -----------------------------------------------------------------------------
 
-    def stored_frames(self) -> Iterator[np.ndarray]:
-        av = self._av
-        for segment in self._segments:
-            path = self.folder / segment["file"]
-            count = 0
-            try:
-                with av.open(str(path.absolute()), format=_SEGMENT_CONTAINER) as container:
-                    for frame in container.decode(video=0):
-                        count += 1
-                        yield frame.to_ndarray(format="rgb24")
-            except (av.FFmpegError, OSError) as error:
-                raise CheckpointUnusableError(
-                    f"checkpoint {self.folder.parent} is damaged: segment {path.name} unreadable "
-                    f"({error}); delete that folder to start over") from None
-            if count != segment["end"] - segment["first"]:
-                raise CheckpointUnusableError(
-                    f"checkpoint {self.folder.parent} is damaged: segment {path.name} holds "
-                    f"{count} frames, expected {segment['end'] - segment['first']}; delete that "
-                    "folder to start over")
-
     def commit(self) -> None:
-        """Encode the output from the segments, exactly as the normal path would have."""
+        """Join the segments into the target by copying their packets."""
+        import av
+
         if self._open is not None:
             self.make_durable()
-        logger.info("encoding %s from %d finished frames", self._target.path.name, self._written)
-        with self._reopen() as source:
-            sink = VideoFileSink(self._target, source, self._crf)
+        if not self._segments:
+            raise OutputWriteError("no frame was written; the output would be empty")
+        logger.info("joining %d segments into %s", len(self._segments), self._target.path.name)
+        try:
+            self._join(av)
+        except DtsOverlapError as error:
+            logger.warning("the segments cannot be joined as they are (%s): encoding %s again "
+                           "from them", error, self._target.path.name)
+            self._encode_again(av)
+
+    def _join(self, av) -> None:  # noqa: ANN001 - the PyAV module
+        with self._reopen() as source, self._read(self._segments[0], av) as first:
+            sink = JoinedVideoSink(self._target, source, first.streams.video[0])
             try:
-                stored = self.stored_frames()
-                written = 0
-                for frame in source.frames():
-                    rgb = next(stored, None)
-                    if rgb is None:
-                        break
-                    sink.write(rgb, frame.meta)
-                    written += 1
-                if written != self._written or next(stored, None) is not None:
-                    raise CheckpointUnusableError(
-                        f"the input now has a different number of frames than the checkpoint "
-                        f"{self.folder.parent} ({self._written}); delete that folder to start over")
+                for segment in self._segments:
+                    with self._read(segment, av) as part:
+                        count = 0
+                        shift = _ticks(segment.get("origin"), part.streams.video[0].time_base)
+                        for packet in self._packets(part, segment, av):
+                            if shift:
+                                packet.pts = None if packet.pts is None else packet.pts + shift
+                                packet.dts = None if packet.dts is None else packet.dts + shift
+                            sink.write_packet(packet)
+                            count += 1
+                    self._check_count(segment, count)
                 sink.commit()
             except BaseException:
                 sink.abort()
                 raise
 
-    def abort(self) -> None:
-        """Close an unfinished segment; its temporary file is dropped on resume."""
-        if self._open is not None:
-            container, _, temp, _ = self._open
-            self._open = None
+    def _encode_again(self, av) -> None:  # noqa: ANN001 - the PyAV module
+        """The fallback: decode the segments and encode the target from their frames."""
+        with self._reopen() as source:
+            sink = VideoFileSink(self._target, source, self._crf)
             try:
-                container.close()
-            except Exception:  # noqa: BLE001 - the partial segment is discarded anyway
-                logger.debug("closing a partial segment failed", exc_info=True)
-            temp.unlink(missing_ok=True)
+                metas = (frame.meta for frame in source.frames())
+                for segment in self._segments:
+                    with self._read(segment, av) as part:
+                        count = 0
+                        for packet in self._packets(part, segment, av):
+                            for frame in packet.decode():
+                                meta = next(metas, None)
+                                if meta is None:
+                                    raise self._changed_input()
+                                sink.write(_to_rgb(frame), meta)
+                                count += 1
+                        for frame in part.streams.video[0].codec_context.decode(None):
+                            meta = next(metas, None)
+                            if meta is None:
+                                raise self._changed_input()
+                            sink.write(_to_rgb(frame), meta)
+                            count += 1
+                    self._check_count(segment, count)
+                sink.commit()
+            except BaseException:
+                sink.abort()
+                raise
+
+    def _read(self, segment: dict, av):  # noqa: ANN001, ANN202 - the PyAV module; a container
+        path = self.folder / segment["file"]
+        try:
+            return open_part(path)
+        except (av.FFmpegError, OSError) as error:
+            raise self._damaged(path, f"unreadable ({error})") from None
+
+    def _packets(self, part, segment: dict, av):  # noqa: ANN001, ANN202
+        try:
+            yield from part_packets(part)
+        except (av.FFmpegError, OSError) as error:
+            raise self._damaged(self.folder / segment["file"], f"unreadable ({error})") from None
+
+    def _check_count(self, segment: dict, count: int) -> None:
+        wanted = segment["end"] - segment["first"]
+        if count != wanted:
+            raise self._damaged(self.folder / segment["file"],
+                                f"holds {count} frames, expected {wanted}")
+
+    def _damaged(self, path: Path, what: str) -> CheckpointUnusableError:
+        return CheckpointUnusableError(
+            f"checkpoint {self.folder.parent} is damaged: segment {path.name} {what}; delete "
+            "that folder to start over")
+
+    def _changed_input(self) -> CheckpointUnusableError:
+        return CheckpointUnusableError(
+            f"the input now has fewer frames than the checkpoint {self.folder.parent} "
+            f"({self._written}); delete that folder to start over")
+
+    def abort(self) -> None:
+        """Drop an unfinished segment (its temporary file); durable ones stay for a resume."""
+        if self._open is not None:
+            sink, _, _ = self._open
+            self._open = None
+            sink.abort()
+
+
+def _ticks(seconds: str | None, time_base) -> int:  # noqa: ANN001 - a Fraction
+    """A segment's origin in its stream's time base (the muxer's clock divides the encoder's)."""
+    if not seconds or not time_base:
+        return 0
+    return round(Fraction(seconds) / Fraction(time_base))
+
+
+def _to_rgb(frame) -> np.ndarray:  # noqa: ANN001 - a PyAV VideoFrame
+    # Back with the BT.709 matrix VideoFileSink encoded it with.
+    return frame.to_ndarray(format="rgb24", src_colorspace="ITU709")
 
 
 def _remove(path: Path) -> None:

@@ -120,7 +120,7 @@ class ResumeSession:
         if target.kind == "png_folder":
             parts = PngParts(folder.frames, target, source)
         else:
-            parts = VideoSegmentParts(folder.frames, target, reopen, crf)
+            parts = VideoSegmentParts(folder.frames, target, source, reopen, crf)
         session = cls(folder, parts, fingerprint, settings)
         if folder.has_record():
             session._load()

@@ -144,12 +144,22 @@ def frame_names(info: SourceInfo) -> dict[int, str]:
 class VideoFileSink(Sink):
     """An MP4/MOV/MKV (H.264) or WebM (VP9) file, with the input's other streams remuxed."""
 
-    def __init__(self, target: OutputTarget, source: Source, crf: int | None) -> None:
+    def __init__(self, target: OutputTarget, source: Source, crf: int | None, *,
+                 muxer: str | None = None, side_streams: bool = True,
+                 after_pts: int | None = None, zero_based: bool = False) -> None:
+        """For one part of a longer video in its final encoding (see colorize.video.join):
+        ``muxer`` writes another container than the target's suffix says (the codec still
+        follows the target's format), ``side_streams=False`` leaves out the input's audio and
+        subtitles, ``after_pts`` continues the pts of an earlier part, and ``zero_based``
+        shifts the times so that the first frame is at 0 (:attr:`origin` says by how much):
+        containers keep a part's times exactly only from 0."""
         import av
 
         self._av = av
         self._target = target
         self._format = target.container_format or "mp4"
+        self._muxer = muxer or self._format
+        self._with_side_streams = side_streams
         self._source = source
         self._info = source.info
         self._codec = "libvpx-vp9" if self._format == "webm" else "libx264"
@@ -160,7 +170,9 @@ class VideoFileSink(Sink):
         self._pix_fmt = "yuv420p"
         self._copied: dict[int, av.stream.Stream] = {}
         self._reencoded: dict[int, av.AudioStream] = {}
-        self._last_pts: int | None = None
+        self._last_pts: int | None = after_pts
+        self._zero_based = zero_based
+        self._origin: int | None = None
         self._pts_step = 1
         self._fallback_time_base: Fraction = Fraction(1, 25)
 
@@ -171,11 +183,11 @@ class VideoFileSink(Sink):
         self._target.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Absolute: a relative name with a colon would be read as a URL scheme.
-            self._container = av.open(str(self._temp.absolute()), "w", format=self._format)
+            self._container = av.open(str(self._temp.absolute()), "w", format=self._muxer)
         except (av.FFmpegError, OSError, ValueError) as error:
             raise OutputWriteError(f"cannot create {self._temp}: {error}") from None
         self._add_video_stream()
-        if isinstance(self._source, VideoFileSource):
+        if self._with_side_streams and isinstance(self._source, VideoFileSource):
             self._add_side_streams(self._source)
 
     def _add_video_stream(self) -> None:
@@ -251,6 +263,10 @@ class VideoFileSink(Sink):
             format=self._pix_fmt, dst_colorspace="ITU709", dst_color_range="MPEG"
         )
         frame.pts = self._next_pts(meta)
+        if self._zero_based:
+            if self._origin is None:
+                self._origin = frame.pts
+            frame.pts -= self._origin
         frame.time_base = self._video.codec_context.time_base
         try:
             self._mux(self._video.encode(frame))
@@ -275,8 +291,24 @@ class VideoFileSink(Sink):
         self._last_pts = pts
         return pts
 
+    @property
+    def origin(self) -> Fraction | None:
+        """With ``zero_based``: the first frame's time in seconds, which the file's times omit."""
+        if self._origin is None or self._video is None:
+            return None
+        return self._origin * Fraction(self._video.codec_context.time_base)
+
+    @property
+    def last_pts(self) -> int | None:
+        """The pts of the last frame written, in the encoder's time base."""
+        return self._last_pts
+
+    def _pending_side_packets(self, until_seconds: float | None) -> list["av.Packet"]:
+        return self._source.pending_packets(until_seconds)
+
     def _mux_side_packets(self, until_seconds: float | None) -> None:
-        for packet in self._source.pending_packets(until_seconds):
+        # Without side streams the packets are still taken, so the source's queue stays short.
+        for packet in self._pending_side_packets(until_seconds):
             index = packet.stream.index
             if index in self._copied:
                 packet.stream = self._copied[index]
@@ -297,7 +329,7 @@ class VideoFileSink(Sink):
             raise OutputWriteError("no frame was written; the output would be empty")
         assert self._video is not None
         try:
-            self._mux(self._video.encode(None))
+            self._flush_video()
             self._mux_side_packets(None)
             for encoder in self._reencoded.values():
                 self._mux(encoder.encode(None))
@@ -305,6 +337,10 @@ class VideoFileSink(Sink):
         except (av.FFmpegError, OSError) as error:
             raise OutputWriteError(f"finishing {self._target.path.name} failed: {error}") from None
         os.replace(self._temp, self._target.path)
+
+    def _flush_video(self) -> None:
+        assert self._video is not None
+        self._mux(self._video.encode(None))
 
     def abort(self) -> None:
         if self._container is not None:

@@ -378,7 +378,7 @@ class VideoFileSource(Source):
         taken: list[av.Packet] = []
         while self._pending:
             packet = self._pending[0]
-            if until_seconds is not None and _packet_seconds(packet) > until_seconds:
+            if until_seconds is not None and packet_seconds(packet) > until_seconds:
                 break
             taken.append(self._pending.popleft())
         return taken
@@ -408,7 +408,7 @@ def _to_rgb(frame: "av.VideoFrame") -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-def _packet_seconds(packet: "av.Packet") -> float:
+def packet_seconds(packet: "av.Packet") -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
     if stamp is None or packet.time_base is None:
         return float("-inf")  # untimed: send as soon as possible

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -109,28 +110,55 @@ def test_sampled_hash_sees_a_change_in_a_large_file(tmp_path: Path) -> None:
     assert file_fingerprint(path)["hash"] != first["hash"]
 
 
-def test_video_segments_resume_drops_the_unfinished_part(tmp_path: Path) -> None:
+def test_video_segments_resume_drops_the_unfinished_part_and_join_without_encoding(tmp_path: Path) -> None:
+    """Segments in the output's own codec: a resumed set joins into the file a direct encode
+    writes (lossless here, so the frames compare exactly), timestamps and audio included."""
+    from colorize.video.sink import VideoFileSink
+    from colorize.video.source import open_source
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_helpers import read_video, write_video
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(7)]
+    clip = write_video(tmp_path / "in.mp4", frames, pts=[0, 2, 3, 7, 8, 9, 12],
+                       time_base=Fraction(1, 24), audio_codec="aac")
     folder = tmp_path / "c" / "frames"
     folder.mkdir(parents=True)
     target = OutputTarget(tmp_path / "out.mp4", "video", container_format="mp4")
-    rng = np.random.default_rng(1)
-    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(7)]
-    parts = VideoSegmentParts(folder, target, reopen=None, crf=None)
-    for index in range(5):
-        parts.write(frames[index], FrameMeta(index, index, Fraction(1, 25)))
-        if index in (1, 3):
-            saved = parts.make_durable()
-    parts.write(frames[5], FrameMeta(5, 5, Fraction(1, 25)))  # killed here: never made durable
-    parts.abort()
-    again = VideoSegmentParts(folder, target, reopen=None, crf=None)
-    again.resume(saved, next_frame=4)
-    assert sorted(p.name for p in folder.iterdir()) == [s["file"] for s in saved["segments"]]
-    stored = list(again.stored_frames())
-    assert len(stored) == 4
-    for got, want in zip(stored, frames):
-        assert np.array_equal(got, want)  # lossless: the exact frames the encoder will get
+    with open_source(clip) as source:
+        decoded = list(source.frames())
+    with open_source(clip) as source:
+        parts = VideoSegmentParts(folder, target, source, lambda: open_source(clip), crf=0)
+        for frame in decoded[:6]:
+            parts.write(frame.rgb, frame.meta)
+            if frame.meta.index in (1, 3):
+                saved = parts.make_durable()
+        parts.abort()                 # killed after frame 5: frames 4 and 5 were never durable
+    assert any(name.startswith(".") for name in os.listdir(folder)) is False
+    with open_source(clip) as source:
+        again = VideoSegmentParts(folder, target, source, lambda: open_source(clip), crf=0)
+        again.resume(saved, next_frame=4)
+        assert sorted(p.name for p in folder.iterdir()) == [s["file"] for s in saved["segments"]]
+        for frame in decoded[4:]:
+            again.write(frame.rgb, frame.meta)
+        again.commit()
+    direct_target = OutputTarget(tmp_path / "direct.mp4", "video", container_format="mp4")
+    with open_source(clip) as source:
+        direct = VideoFileSink(direct_target, source, crf=0)
+        for frame in source.frames():
+            direct.write(frame.rgb, frame.meta)
+        direct.commit()
+    got, want = read_video(target.path), read_video(direct_target.path)
+    assert len(got.frames) == 7
+    assert got.times == want.times
+    assert got.audio_codecs == want.audio_codecs == ["aac"]
+    for a, b in zip(got.frames, want.frames):
+        assert np.array_equal(a, b)
     with pytest.raises(CheckpointUnusableError, match="position"):
-        VideoSegmentParts(folder, target, reopen=None, crf=None).resume(saved, next_frame=5)
+        with open_source(clip) as source:
+            VideoSegmentParts(folder, target, source, lambda: open_source(clip), crf=0).resume(
+                saved, next_frame=5)
 
 
 def test_automatic_interval_keeps_saving_under_three_percent(tmp_path: Path, monkeypatch) -> None:
@@ -161,3 +189,22 @@ def test_fixed_interval_counts_from_the_resumed_frame(tmp_path: Path) -> None:
     assert [i for i in range(12) if session._due(i)] == [3, 7, 11]
     session.start_frame = 6
     assert [i for i in range(6, 16) if session._due(i)] == [9, 13]
+
+
+def test_joined_decode_times_stay_increasing_across_a_segment_start() -> None:
+    """A part whose encoder start-up delay reaches back before the previous part's last decode
+    time is moved forward where its presentation time allows; otherwise the join is refused."""
+    from types import SimpleNamespace
+
+    from colorize.video.join import DtsOverlapError, JoinedVideoSink
+
+    joiner = SimpleNamespace(_last_dts=None)
+    separate = JoinedVideoSink._separate_decode_times
+    packets = [SimpleNamespace(pts=p, dts=d) for p, d in [(0, -2), (2, -1), (1, 0), (3, 1),
+                                                          (10, 0), (12, 4), (11, 11)]]
+    for packet in packets:
+        separate(joiner, packet)
+    assert [p.dts for p in packets] == [-2, -1, 0, 1, 2, 4, 11]
+    assert all(p.dts <= p.pts for p in packets)
+    with pytest.raises(DtsOverlapError):
+        separate(joiner, SimpleNamespace(pts=11, dts=5))   # would need dts 12 > pts 11
