@@ -241,14 +241,7 @@ class VideoSegmentParts(CheckpointedParts):
                 for segment in self._segments:
                     with self._read(segment, av) as part:
                         count = 0
-                        for packet in self._packets(part, segment, av):
-                            for frame in packet.decode():
-                                meta = next(metas, None)
-                                if meta is None:
-                                    raise self._changed_input()
-                                sink.write(_to_rgb(frame), meta)
-                                count += 1
-                        for frame in part.streams.video[0].codec_context.decode(None):
+                        for frame in self._decoded(part, segment, av):
                             meta = next(metas, None)
                             if meta is None:
                                 raise self._changed_input()
@@ -259,6 +252,11 @@ class VideoSegmentParts(CheckpointedParts):
             except BaseException:
                 sink.abort()
                 raise
+
+    def _decoded(self, part, segment: dict, av):  # noqa: ANN001, ANN202 - PyAV objects
+        for packet in self._packets(part, segment, av):
+            yield from packet.decode()
+        yield from part.streams.video[0].codec_context.decode(None)
 
     def _read(self, segment: dict, av):  # noqa: ANN001, ANN202 - the PyAV module; a container
         path = self.folder / segment["file"]

@@ -219,10 +219,9 @@ def test_interrupt_from_the_client_stops_and_leaves_other_prompts_alone(server, 
 
 
 def test_bad_input_through_the_server_gives_clear_messages_and_the_server_stays_up(server, clip, tmp_path):
-    import av
     from PIL import Image
 
-    from comfy_clips import moving_gray
+    from comfy_clips import audio_only, moving_gray
     from video_helpers import read_video, write_video
 
     url, checkpoint = server["url"], ("--param", f"checkpoint={CHECKPOINT}", "--param", "precision=fp32")
@@ -242,14 +241,7 @@ def test_bad_input_through_the_server_gives_clear_messages_and_the_server_stays_
         assert len(read_video(next((tmp_path / reference.stem).glob("*.mp4"))).frames) == 8
 
     # A VIDEO without frames: our one line reaches the client from execution_error.
-    audio_only = tmp_path / "audio.m4a"
-    with av.open(str(audio_only), "w") as container:
-        stream = container.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 48000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    failed = run("colorize-video", audio_only, clip["reference"], tmp_path / "none")
+    failed = run("colorize-video", audio_only(tmp_path / "audio.m4a"), clip["reference"], tmp_path / "none")
     assert failed.returncode != 0
     assert "Colorize Video: the VIDEO has no frames to colorize" in failed.stdout + failed.stderr
     assert "Traceback" not in failed.stdout + failed.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 SIZE = (64, 96)   # (H, W): padded to 112 x 112, cheap on CPU
@@ -26,3 +28,16 @@ def as_image(*arrays: np.ndarray):
     import torch
 
     return torch.from_numpy(np.stack(arrays)).float() / 255.0
+
+
+def audio_only(path: Path) -> Path:
+    """An AAC file with no video stream: what a VIDEO without frames is made from."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from comfy_standin import InterruptProcessingException
-from comfy_clips import SIZE, as_image, colourful, moving_gray
+from comfy_clips import SIZE, as_image, audio_only, colourful, moving_gray
 from video_helpers import FakeColorizer, read_video, tint, write_video
 
 from colorize.comfyui.models import RunOptions
@@ -218,18 +218,10 @@ def test_video_node_crf_reaches_the_encoder(comfy, tmp_path):
 
 
 def test_video_with_no_frames_is_a_clear_message(comfy, tmp_path):
-    import av
-
     _, nodes = comfy
-    audio_only = tmp_path / "audio.m4a"
-    with av.open(str(audio_only), "w") as container:
-        stream = container.add_stream("aac", rate=48000)
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        frame.sample_rate = 48000
-        container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    no_video = audio_only(tmp_path / "audio.m4a")
     with pytest.raises(nodes.ColorizeNodeError, match="^Colorize Video: the VIDEO has no frames"):
-        run_video(nodes, FakeModel(), nodes.InputImpl.VideoFromFile(str(audio_only)), as_image(colourful()))
+        run_video(nodes, FakeModel(), nodes.InputImpl.VideoFromFile(str(no_video)), as_image(colourful()))
     assert not list((tmp_path / "comfyui" / "temp" / "colorize").glob("*.mp4"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from fractions import Fraction
@@ -16,7 +15,6 @@ from colorize.errors import CheckpointUnusableError
 from colorize.footage.checkpoint import CheckpointFolder, CheckpointRecord, checkpoint_dir_for
 from colorize.footage.fingerprint import build_fingerprint, describe_changes, file_fingerprint
 from colorize.footage.parts import VideoSegmentParts
-from colorize.video.source import FrameMeta
 from colorize.video.target import OutputTarget
 
 
@@ -208,3 +206,37 @@ def test_joined_decode_times_stay_increasing_across_a_segment_start() -> None:
     assert all(p.dts <= p.pts for p in packets)
     with pytest.raises(DtsOverlapError):
         separate(joiner, SimpleNamespace(pts=11, dts=5))   # would need dts 12 > pts 11
+
+
+def test_segments_that_cannot_be_joined_are_encoded_again(tmp_path: Path, monkeypatch, caplog) -> None:
+    from colorize.video import join
+    from colorize.video.source import open_source
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_helpers import read_video, write_video
+
+    y, x = np.mgrid[0:32, 0:48]
+    frames = [np.stack([(4 * x + 30 * i) % 256, 6 * y + i, 255 - 3 * x], axis=-1).astype(np.uint8)
+              for i in range(5)]                 # smooth: 4:2:0 keeps its colour
+    clip = write_video(tmp_path / "in.mp4", frames)
+    target = OutputTarget(tmp_path / "out.mp4", "video", container_format="mp4")
+
+    def refuse(self, packet):
+        raise join.DtsOverlapError("forced by the test")
+
+    monkeypatch.setattr(join.JoinedVideoSink, "_separate_decode_times", refuse)
+    with open_source(clip) as source:
+        decoded = list(source.frames())
+        parts = VideoSegmentParts(tmp_path / "c", target, source, lambda: open_source(clip), crf=0)
+        for frame in decoded:
+            parts.write(frame.rgb, frame.meta)
+            if frame.meta.index == 2:
+                parts.make_durable()
+        parts.commit()
+    assert "encoding out.mp4 again" in caplog.text
+    got = read_video(target.path)
+    assert len(got.frames) == 5 and got.times == read_video(clip).times
+    assert not list(tmp_path.glob(".out.mp4*"))          # the aborted join left nothing
+    # Lossless, twice through 4:2:0 and the BT.709 matrix: close to the frames written.
+    for a, frame in zip(got.frames, decoded):
+        assert np.abs(a.astype(int) - frame.rgb.astype(int)).max() <= 8
