@@ -26,9 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import (  # noqa: E402
-    MIB, RESULTS_DIR, OtherLoad, PeakSampler, colourful_reference, current_rss, environment,
-    gray_frame, load_average, markdown_table, process_max_rss, today, weights_file, write_atomic,
-    write_json,
+    MIB, OtherLoad, PeakSampler, colourful_reference, current_rss, environment,
+    gray_frame, load_average, markdown_table, process_max_rss, today, weights_file, write_result,
+    add_run_arguments,
 )
 
 logger = logging.getLogger("bench_footage")
@@ -180,22 +180,16 @@ def _markdown(document: dict) -> str:
 
 
 def _write(document: dict, stem: Path) -> None:
-    write_json(stem.with_suffix(".json"), document)
-    write_atomic(stem.with_suffix(".md"), _markdown(document))
+    write_result(stem, document, _markdown(document))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, help="checkpoint (default: synthetic weights)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
-    parser.add_argument("--size", type=int, default=112, help="square frame side (default 112)")
+    add_run_arguments(parser, device_default="cpu")
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=250, help="sample every N frames")
     parser.add_argument("--max-seconds", type=float, default=float("inf"),
                         help="stop after this long (the result says it stopped early)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s")

@@ -25,9 +25,9 @@ from typing import Iterator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import (  # noqa: E402
-    MIB, RESULTS_DIR, FramePool, OtherLoad, PeakSampler, colourful_reference, current_rss,
-    environment, load_average, markdown_table, process_max_rss, today, weights_file, write_atomic,
-    write_json,
+    MIB, FramePool, OtherLoad, PeakSampler, colourful_reference, current_rss,
+    environment, load_average, markdown_table, process_max_rss, today, weights_file, write_result,
+    add_run_arguments,
 )
 
 logger = logging.getLogger("bench_memory")
@@ -235,16 +235,12 @@ def _markdown(document: dict) -> str:
 
 
 def _write(document: dict, stem: Path) -> None:
-    write_json(stem.with_suffix(".json"), document)
-    write_atomic(stem.with_suffix(".md"), _markdown(document))
+    write_result(stem, document, _markdown(document))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, help="checkpoint (default: synthetic weights)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
-    parser.add_argument("--size", type=int, default=112, help="square frame side (default 112)")
+    add_run_arguments(parser, device_default="auto")
     parser.add_argument("--width", type=int, help="frame width (overrides --size)")
     parser.add_argument("--height", type=int, help="frame height (overrides --size)")
     parser.add_argument("--frames", type=int,
@@ -254,8 +250,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="long-term memory bound (default: the official 10000)")
     parser.add_argument("--mode", choices=("colorize", "predict"), default="colorize",
                         help="end to end to RGB arrays (default) or the model only")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s: %(message)s")

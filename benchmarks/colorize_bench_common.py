@@ -428,3 +428,20 @@ def psnr_frames(reference: list[np.ndarray], other: list[np.ndarray], peak: floa
     """PSNR over the frames both lists have, taken as one signal."""
     count = min(len(reference), len(other))
     return psnr(np.stack(reference[:count]), np.stack(other[:count]), peak)
+
+
+def add_run_arguments(parser, device_default: str = "auto", size_default: int = 112) -> None:
+    """The options every engine benchmark takes: weights, device, precision, size, output, -v."""
+    parser.add_argument("--weights", type=Path, help="checkpoint (default: synthetic weights)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=device_default)
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    parser.add_argument("--size", type=int, default=size_default,
+                        help=f"square frame side (default {size_default})")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("-v", "--verbose", action="store_true")
+
+
+def write_result(stem: Path, document: dict, markdown: str) -> None:
+    """``<stem>.json`` and ``<stem>.md``, each replaced atomically (safe to rewrite mid-run)."""
+    write_json(stem.with_suffix(".json"), document)
+    write_atomic(stem.with_suffix(".md"), markdown)

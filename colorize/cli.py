@@ -7,20 +7,19 @@ so ``import colorize.cli`` stays fast: torch and PyAV are imported inside the co
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import logging
 import os
-import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from colorize import __version__
-from colorize.errors import INTERRUPTED_EXIT_CODE, ColorizeError
+from colorize.console import console_logging, reported_errors
+from colorize.errors import ColorizeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from colorize.engine import EngineConfig, MemorySettings
@@ -360,16 +359,9 @@ def run(ctx: click.Context, **options: Any) -> None:
     if options["resume"] and options["checkpoint_every"] == 0:
         raise click.UsageError("--resume needs checkpoints: drop --checkpoint-every 0")
     memory = _memory_settings(options)
-    with _console_logging(quiet=options["quiet"], verbose=options["verbose"]):
-        try:
-            output = _colorize(memory=memory, **options)
-        except ColorizeError as error:
-            logger.debug("details", exc_info=True)
-            click.echo(f"error: {error}", err=True)
-            ctx.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: nothing was written", err=True)
-            ctx.exit(INTERRUPTED_EXIT_CODE)
+    with console_logging(quiet=options["quiet"], verbose=options["verbose"]), \
+            reported_errors(ctx, interrupted="nothing was written"):
+        output = _colorize(memory=memory, **options)
     if output is not None:
         click.echo(str(output))
 
@@ -594,46 +586,6 @@ def _resolve_weights(explicit: Path | None, *, quiet: bool = False) -> Path:
     from colorize.weights import resolve_checkpoint
 
     return Path(resolve_checkpoint(explicit, progress=not quiet))
-
-
-class _ConsoleFormatter(logging.Formatter):
-    """Notices as plain lines, problems prefixed with their level."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.levelno >= logging.WARNING:
-            message = f"{record.levelname.lower()}: {message}"
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        return message
-
-
-@contextlib.contextmanager
-def _console_logging(*, quiet: bool, verbose: bool) -> Iterator[None]:
-    """Route the package's logs (and FFmpeg's, with --verbose) to stderr for one run.
-
-    The previous logger state is restored afterwards, so running the command in-process
-    (tests, embedding) leaves logging as it found it.
-    """
-    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_ConsoleFormatter())
-    package, libav = logging.getLogger("colorize"), logging.getLogger("libav")
-    saved = [(log, log.level, log.propagate) for log in (package, libav)]
-    package.addHandler(handler)
-    package.setLevel(level)
-    package.propagate = False
-    # FFmpeg's own messages are noise for users; --verbose shows them.
-    libav.propagate = False
-    if verbose:
-        libav.addHandler(handler)
-    try:
-        yield
-    finally:
-        for log, old_level, old_propagate in saved:
-            log.removeHandler(handler)
-            log.setLevel(old_level)
-            log.propagate = old_propagate
 
 
 def main(argv: list[str] | None = None) -> None:

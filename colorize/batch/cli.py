@@ -10,7 +10,8 @@ from typing import Any, Iterator
 
 import click
 
-from colorize.errors import INTERRUPTED_EXIT_CODE, ColorizeError
+from colorize.console import console_logging, reported_errors
+from colorize.errors import ColorizeError
 
 logger = logging.getLogger("colorize")
 
@@ -82,20 +83,12 @@ def batch_command(ctx: click.Context, **options: Any) -> None:
 
     Example: colorize batch films/ -o colorized/    (add --ray auto on a Ray cluster)
     """
-    from colorize.cli import _console_logging
-
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose exclude each other")
-    with _console_logging(quiet=options["quiet"], verbose=options["verbose"]), _sigterm_interrupts():
-        try:
-            code = _batch(**options)
-        except ColorizeError as error:
-            logger.debug("details", exc_info=True)
-            click.echo(f"error: {error}", err=True)
-            ctx.exit(error.exit_code)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: finished videos are recorded in batch.jsonl", err=True)
-            ctx.exit(INTERRUPTED_EXIT_CODE)
+    with console_logging(quiet=options["quiet"], verbose=options["verbose"]), \
+            reported_errors(ctx, interrupted="finished videos are recorded in batch.jsonl"), \
+            _sigterm_interrupts():
+        code = _batch(**options)
     ctx.exit(code)
 
 
