@@ -6,9 +6,12 @@
   the state file's name and SHA-256, the output-specific part list). It is replaced last, by
   rename, so it always names files that are complete on disk;
 * ``state-<frame>.safetensors``: the engine's tensors after frame ``<frame>`` (no pickle);
-* ``frames/``: the finished part of the output (see :mod:`colorize.footage.parts`).
+* ``frames/``: the finished part of the output (see :mod:`colorize.footage.parts`);
+* ``report.jsonl`` (with ``--report``): one line per finished frame's record, only appended to
+  (and fsynced) before the record that counts its lines; lines past that count, from a save
+  cut short, are dropped on resume.
 
-Every file is written to a temporary name, flushed with ``fsync`` and renamed, and the folder is
+Every other file is written to a temporary name, flushed with ``fsync`` and renamed, and the folder is
 synced after the rename, so a ``kill -9`` or a power cut at any instant leaves the previous
 checkpoint whole. Files a later checkpoint would have replaced are deleted only after the new
 ``checkpoint.json`` is in place.
@@ -38,6 +41,9 @@ FORMAT_VERSION = 1
 SUFFIX = ".colorize-resume"
 RECORD = "checkpoint.json"
 FRAMES = "frames"
+# --report's per-frame records, one JSON line each, appended at every save: a record holds only
+# their count, so a save costs the same at frame 100 and at frame 100,000.
+REPORT_LOG = "report.jsonl"
 
 
 def checkpoint_dir_for(output: Path) -> Path:
@@ -149,6 +155,39 @@ class CheckpointFolder:
         if previous and previous != record.state_file:
             (self.path / previous).unlink(missing_ok=True)
         return time.perf_counter() - started
+
+    def append_report(self, items: list[dict[str, Any]]) -> None:
+        """Append report records and flush them to disk (before the record that counts them)."""
+        self.create()
+        path = self.path / REPORT_LOG
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(item, sort_keys=True) + "\n" for item in items)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def load_report(self, count: int) -> list[dict[str, Any]]:
+        """The first ``count`` report records; lines after them (a save cut short) are dropped."""
+        if count <= 0:
+            (self.path / REPORT_LOG).unlink(missing_ok=True)
+            return []
+        path = self.path / REPORT_LOG
+        items: list[dict[str, Any]] = []
+        kept_bytes = 0
+        try:
+            with open(path, "rb") as handle:
+                for line in handle:
+                    if len(items) == count:
+                        break
+                    if not line.endswith(b"\n"):
+                        break
+                    items.append(json.loads(line))
+                    kept_bytes += len(line)
+        except (OSError, ValueError) as error:
+            raise self.damaged(f"{REPORT_LOG} unreadable ({_first_line(error)})") from None
+        if len(items) != count:
+            raise self.damaged(f"{REPORT_LOG} holds {len(items)} of its {count} records")
+        os.truncate(path, kept_bytes)
+        return items
 
     def _current_state_file(self) -> str | None:
         try:

@@ -29,7 +29,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from colorize.errors import CheckpointExistsError, CheckpointUnusableError
@@ -49,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 TARGET_OVERHEAD = 0.03
+REPORT_COUNT = "report_records"
 AUTO_MIN_SECONDS = 10.0
 
 
@@ -87,10 +87,12 @@ class ResumeSession:
         self._last_save = time.monotonic()
         self._last_cost = 0.0
         self.costs: list[float] = []             # seconds per checkpoint (benchmarks read it)
-        # --report: records of the frames before the checkpoint travel in checkpoint.json, so a
-        # resumed run's report covers the whole video, not only the frames after the resume.
+        # --report: records of the frames before the checkpoint are kept in the checkpoint's
+        # report log, so a resumed run's report covers the whole video, not only the frames
+        # after the resume.
         self._report: "ConfidenceReport | None" = None
         self._saved_report: list[dict[str, Any]] = []
+        self._report_saved = 0                   # records already in the report log
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -147,7 +149,8 @@ class ResumeSession:
             if not consistent:
                 raise self.folder.damaged("engine state and position disagree")
         self._record = record
-        self._saved_report = list(record.engine_meta.get("report", []))
+        self._saved_report = self.folder.load_report(int(record.engine_meta.get(REPORT_COUNT, 0)))
+        self._report_saved = len(self._saved_report)
         self.start_frame = record.next_frame
         self.saved_frame = record.next_frame
         logger.info("resuming from the checkpoint at frame %d (%s)", record.next_frame,
@@ -166,10 +169,18 @@ class ResumeSession:
         self._saved_report = []
         self._report = report
 
-    def _report_meta(self) -> dict[str, Any]:
+    def _save_report(self, next_frame: int) -> dict[str, Any]:
+        """Append the records of frames before ``next_frame`` not yet in the log; the meta
+        that counts them."""
         if self._report is None:
             return {}
-        return {"report": [record.as_json() for record in self._report.records]}
+        # The engine may be a frame or two ahead of the writer: only finished frames count.
+        fresh = [record.as_json() for record in self._report.records[self._report_saved:]
+                 if record.frame < next_frame]
+        if fresh:
+            self.folder.append_report(fresh)
+            self._report_saved += len(fresh)
+        return {REPORT_COUNT: self._report_saved}
 
     def attach(self, guide: "VideoGuide | None", colorizer: Any) -> "VideoGuide":
         """``guide`` (or a plain one) with this session's start state and frame callback."""
@@ -192,7 +203,7 @@ class ResumeSession:
         tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
                    for name, tensor in state.state_tensors().items()}
         with self._lock:
-            self._captured[index] = (tensors, {"state": state.state_meta(), **self._report_meta()})
+            self._captured[index] = (tensors, {"state": state.state_meta()})
 
     def _due(self, index: int) -> bool:
         every = self.settings.every
@@ -217,6 +228,7 @@ class ResumeSession:
     def _save(self, next_frame: int, tensors, engine_meta: dict[str, Any], complete: bool) -> None:
         started = time.perf_counter()
         parts = self.parts.make_durable()
+        engine_meta = {**engine_meta, **self._save_report(next_frame)}
         record = CheckpointRecord(next_frame=next_frame, fingerprint=self.fingerprint,
                                   engine_meta=engine_meta, state_file=None, state_sha256=None,
                                   parts=parts, complete=complete)
@@ -231,7 +243,7 @@ class ResumeSession:
     def finish(self, frames: int) -> None:
         """All frames are written: record that, build the output, remove the folder."""
         if not self.complete:
-            self._save(frames, None, self._report_meta(), complete=True)
+            self._save(frames, None, {}, complete=True)
         self.parts.commit()
         self.folder.remove()
 

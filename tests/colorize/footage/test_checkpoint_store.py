@@ -240,3 +240,18 @@ def test_segments_that_cannot_be_joined_are_encoded_again(tmp_path: Path, monkey
     # Lossless, twice through 4:2:0 and the BT.709 matrix: close to the frames written.
     for a, frame in zip(got.frames, decoded):
         assert np.abs(a.astype(int) - frame.rgb.astype(int)).max() <= 8
+
+
+def test_report_log_keeps_the_counted_records_and_drops_a_cut_tail(tmp_path: Path) -> None:
+    folder = CheckpointFolder(tmp_path / "c")
+    folder.append_report([{"frame": 0, "score": 0.9}, {"frame": 1, "score": 0.8}])
+    folder.append_report([{"frame": 2, "score": 0.7}])
+    log = folder.path / "report.jsonl"
+    with open(log, "a", encoding="utf-8") as handle:      # a save killed mid-append
+        handle.write('{"frame": 3, "score": 0.6}\n{"frame": 4, "sc')
+    assert [item["frame"] for item in folder.load_report(3)] == [0, 1, 2]
+    assert log.read_text().count("\n") == 3                 # the uncounted lines are gone
+    folder.append_report([{"frame": 3, "score": 0.5}])
+    assert folder.load_report(4)[-1] == {"frame": 3, "score": 0.5}
+    with pytest.raises(CheckpointUnusableError, match="holds 4 of its 6 records"):
+        folder.load_report(6)
