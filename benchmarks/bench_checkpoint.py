@@ -14,6 +14,9 @@ derives the automatic interval from it.
     python benchmarks/bench_checkpoint.py [--size 224x224] [--frames 60] [--rounds 2]
                                           [--weights PATH] [--out benchmarks/results]
     python benchmarks/bench_checkpoint.py --components   # parts only: quick, robust to load
+
+Writes ``benchmarks/results/bench_checkpoint.{json,md}`` (whole runs) or
+``bench_checkpoint_components.{json,md}``.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ def components(out: Path) -> None:
                 "auto_interval_s": interval_s, "per_frame_extras": sizes,
                 "published_cpu_s_per_frame": PUBLISHED_CPU_S_PER_FRAME}
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "bench_checkpoint.json", document)
+    write_json(out / "bench_checkpoint_components.json", document)
     table = markdown_table(["frame", "CPU fp32 s/frame (published)", "frames between saves (auto)",
                             "time in saves", "PNG output: fsync per frame",
                             "MP4: encode direct / in segments / join, per frame",
@@ -226,7 +229,7 @@ def components(out: Path) -> None:
             f"{1000 * hd['segment_encode_s_per_frame']:.0f} ms in segments, "
             f"{1000 * hd['join_s_per_frame']:.2f} ms join). Encoder timings on a shared machine "
             f"vary by a few percent from run to run, which is the size of this difference.\n")
-    write_atomic(out / "bench_checkpoint.md", text)
+    write_atomic(out / "bench_checkpoint_components.md", text)
     print(text)
 
 
@@ -308,8 +311,8 @@ def main() -> None:
             f"'time in saves' is the measured time of the checkpoint saves (engine state, "
             f"record, fsync of the frames) as a share of the run: the cost the automatic "
             f"interval bounds at 3%. 'difference' compares whole runs with and without "
-            f"checkpoints; it also holds, for MP4, the lossless segments and the final encode "
-            f"from them, and on a busy machine the noise of the load.\n\n"
+            f"checkpoints; it also holds, for MP4, the encoding in segments and their join, "
+            f"and on a busy machine the noise of the load.\n\n"
             f"One save of a full-size engine state ({state['state_bytes'] / 2**20:.0f} MiB, the "
             f"default memory bounds at 448x448): {state['save_s']:.3f} s (median of 3), so the "
             f"automatic interval there is max({AUTO_MIN_SECONDS:.0f} s, cost / "

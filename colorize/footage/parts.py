@@ -3,9 +3,9 @@
 * PNG-frame output: the frames themselves, named as the final folder will name them, in
   ``frames/``; at the end the folder is renamed into place (no copy, no re-encode), so a resumed
   result is bit-identical.
-* Video output: the video itself, in segments ``frames/segment-<first>.nut``, one per checkpoint
+* Video output: the video itself, in segments ``frames/segment-<first>.mp4``, one per checkpoint
   interval, each encoded with the output's codec and settings and starting with a keyframe
-  (:class:`~colorize.video.sink.VideoFileSink` writing NUT, video only). A segment is written
+  (:class:`~colorize.video.sink.VideoFileSink` writing MP4, video only, times from 0). A segment is written
   under a temporary name and renamed when its interval is checkpointed: a ``kill -9`` leaves at
   most a temporary file, which the next run deletes. At the end the segments' packets are
   copied into the target with the input's audio and subtitles
@@ -130,7 +130,7 @@ class VideoSegmentParts(CheckpointedParts):
         self._source = source
         self._reopen = reopen
         self._crf = crf
-        self._segments: list[dict] = []   # {"file", "first", "end", "last_pts"} of durable ones
+        self._segments: list[dict] = []   # {"file", "first", "end", "last_pts", "origin"}
         self._open: tuple[VideoFileSink, Path, int] | None = None   # sink, final path, first
         self._written = 0                 # next frame index expected
         self._last_pts: int | None = None
@@ -149,7 +149,7 @@ class VideoSegmentParts(CheckpointedParts):
     def _start_segment(self, first: int) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"segment-{first:09d}{SEGMENT_SUFFIX}"
-        # The codec and its settings follow the final target; the file is NUT, video only.
+        # The codec and its settings follow the final target; the part is an MP4, video only.
         part = OutputTarget(path, "video", container_format=self._target.container_format)
         sink = VideoFileSink(part, self._source, self._crf, muxer=PART_MUXER,
                              side_streams=False, after_pts=self._last_pts, zero_based=True)
@@ -219,12 +219,9 @@ class VideoSegmentParts(CheckpointedParts):
                 for segment in self._segments:
                     with self._read(segment, av) as part:
                         count = 0
-                        shift = _ticks(segment.get("origin"), part.streams.video[0].time_base)
+                        origin = Fraction(segment.get("origin") or 0)
                         for packet in self._packets(part, segment, av):
-                            if shift:
-                                packet.pts = None if packet.pts is None else packet.pts + shift
-                                packet.dts = None if packet.dts is None else packet.dts + shift
-                            sink.write_packet(packet)
+                            sink.write_packet(packet, origin)
                             count += 1
                     self._check_count(segment, count)
                 sink.commit()
@@ -293,13 +290,6 @@ class VideoSegmentParts(CheckpointedParts):
             sink, _, _ = self._open
             self._open = None
             sink.abort()
-
-
-def _ticks(seconds: str | None, time_base) -> int:  # noqa: ANN001 - a Fraction
-    """A segment's origin in its stream's time base (the muxer's clock divides the encoder's)."""
-    if not seconds or not time_base:
-        return 0
-    return round(Fraction(seconds) / Fraction(time_base))
 
 
 def _to_rgb(frame) -> np.ndarray:  # noqa: ANN001 - a PyAV VideoFrame

@@ -2,16 +2,19 @@
 
 A checkpointed run (``--checkpoint-every``) encodes its video in parts, one per checkpoint
 interval, each written by :class:`~colorize.video.sink.VideoFileSink` in the output's own codec
-and settings but in a NUT file (``muxer="nut"``: any codec, exact timestamps in any time base)
-with the video only. Each part starts with a keyframe, so the parts can simply follow each other:
-:class:`JoinedVideoSink` copies their packets into the final container and adds the input's audio
-and subtitles exactly as ``VideoFileSink`` does when it encodes directly, so the final assembly
-costs one read of the parts, not a decode and a second encode.
+and settings but as an MP4 with the video only and its times starting at 0 (``muxer="mp4"``,
+``zero_based``): MP4 keeps such a part's times exactly (a later start is rounded through the
+edit list, and NUT drops the first decode times of a stream with B-frames). Each part starts
+with a keyframe, so the parts can simply follow each other: :class:`JoinedVideoSink` copies
+their packets, shifted back to their origin, into the final container and adds the input's
+audio and subtitles exactly as ``VideoFileSink`` does when it encodes directly, so the final
+assembly costs one read of the parts, not a decode and a second encode.
 """
 
 from __future__ import annotations
 
 import logging
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -90,11 +93,17 @@ class JoinedVideoSink(VideoFileSink):
     def write(self, rgb, meta: FrameMeta) -> None:  # noqa: ANN001 - see the class docstring
         raise TypeError("JoinedVideoSink takes encoded packets (write_packet), not frames")
 
-    def write_packet(self, packet: "av.Packet") -> None:
-        """Copy one encoded video packet (in decode order) into the target."""
+    def write_packet(self, packet: "av.Packet", origin: Fraction = Fraction(0)) -> None:
+        """Copy one encoded video packet (in decode order) into the target, ``origin`` seconds
+        later than its part says (a part written ``zero_based``)."""
         av = self._av
         if self._container is None:
             self._open()
+        if origin and packet.time_base:
+            # The muxer's clock divides the encoder's, so this is a whole number of ticks.
+            shift = round(origin / Fraction(packet.time_base))
+            packet.pts = None if packet.pts is None else packet.pts + shift
+            packet.dts = None if packet.dts is None else packet.dts + shift
         self._separate_decode_times(packet)
         packet.stream = self._video
         try:

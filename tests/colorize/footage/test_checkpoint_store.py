@@ -255,3 +255,34 @@ def test_report_log_keeps_the_counted_records_and_drops_a_cut_tail(tmp_path: Pat
     assert folder.load_report(4)[-1] == {"frame": 3, "score": 0.5}
     with pytest.raises(CheckpointUnusableError, match="holds 4 of its 6 records"):
         folder.load_report(6)
+
+
+@pytest.mark.parametrize("suffix,container", [("mkv", "matroska"), ("webm", "webm"), ("mov", "mov")])
+def test_segments_join_into_other_containers_with_the_direct_times(tmp_path: Path, suffix, container) -> None:
+    from colorize.video.sink import VideoFileSink
+    from colorize.video.source import open_source
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_helpers import read_video, write_video
+
+    y, x = np.mgrid[0:32, 0:48]
+    frames = [np.stack([(4 * x + 30 * i) % 256, 6 * y + i, 255 - 3 * x], -1).astype(np.uint8)
+              for i in range(6)]
+    clip = write_video(tmp_path / "in.mp4", frames, pts=[0, 1, 5, 6, 20, 21],
+                       time_base=Fraction(1, 30), audio_codec="aac")
+    outputs = {}
+    for name, segmented in (("joined", True), ("direct", False)):
+        target = OutputTarget(tmp_path / f"{name}.{suffix}", "video", container_format=container)
+        with open_source(clip) as source:
+            sink = (VideoSegmentParts(tmp_path / "c", target, source, lambda: open_source(clip), crf=None)
+                    if segmented else VideoFileSink(target, source, crf=None))
+            for frame in source.frames():
+                sink.write(frame.rgb, frame.meta)
+                if segmented and frame.meta.index in (1, 3):
+                    sink.make_durable()
+            sink.commit()
+        outputs[name] = read_video(target.path)
+    joined, direct = outputs["joined"], outputs["direct"]
+    assert len(joined.frames) == 6
+    assert joined.times == direct.times
+    assert joined.audio_codecs == direct.audio_codecs and joined.audio_codecs
