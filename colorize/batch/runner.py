@@ -163,7 +163,8 @@ def _on_result(video: _Video, result: TaskResult, submit, finish) -> None:
             return
         video.parts_dir.mkdir(parents=True, exist_ok=True)
         for number, (start, end) in enumerate(video.shots):
-            part = str(video.parts_dir / f"shot_{number:05d}.mkv")
+            # The suffix is neutral: a part is an MP4 in the output's codec, or lossless frames.
+            part = str(video.parts_dir / f"shot_{number:05d}.part")
             video.parts[number] = part
             submit(video, Task(f"{job.index}:shot:{number}", "shot", job, shot_index=number,
                                start=start, end=end, part=part))

@@ -6,9 +6,12 @@ A task is one of:
 * ``cuts``:   find a video's shot boundaries (``--shots auto|FILE``);
 * ``shot``:   colorize frames ``[start, end)`` of a video from the reference that applies to
               that shot, as if it were a video of its own (the model's memory starts empty),
-              into a lossless part file (FFV1, RGB);
-* ``stitch``: read the parts in order and write the final output with the input's timestamps,
-              rotation and audio, exactly as a single-machine run writes it.
+              into a part file: for a video output the shot already encoded in the output's
+              codec and settings (see :mod:`colorize.video.join`), so encoding is spread over
+              the workers too; for PNG frames, lossless frames (FFV1, RGB);
+* ``stitch``: put the parts together in order with the input's timestamps, rotation and audio:
+              for video by copying the parts' packets (no second encode, so the one serial
+              step of a split film takes seconds), for frames through the normal writer.
 
 Each worker process builds its colorizer once (:func:`context_for` caches it per process) and
 only for the tasks that need it. Every user-caused failure is caught and returned as a failed
@@ -22,6 +25,7 @@ import logging
 import os
 import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -276,6 +280,7 @@ def _shot_frames(source: Any, start: int, end: int) -> Iterator[Any]:
 def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
     from colorize.pipeline import to_upright
     from colorize.reference import load_reference
+    from colorize.video.target import resolve_output
 
     job = task.job
     part = Path(task.part)
@@ -292,10 +297,17 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
         reference = load_reference(reference_path, info.upright_size)
         colorizer = context.colorizer(job)
         counter = _Counter(context, task.task_id)
-        frames = (to_upright(f.rgb, info.rotation) for f in _shot_frames(source, task.start, task.end))
-        with PartWriter(part) as writer:
-            for rgb in colorizer.colorize(frames, reference):
-                writer.write(rgb)
+        metas: deque[Any] = deque()
+
+        def frames() -> Iterator[np.ndarray]:
+            for frame in _shot_frames(source, task.start, task.end):
+                metas.append(frame.meta)
+                yield to_upright(frame.rgb, info.rotation)
+
+        target = resolve_output(str(job.output), info, overwrite=True)
+        with _part_writer(part, target, source, job.option("crf")) as writer:
+            for rgb in colorizer.colorize(frames(), reference):
+                writer.write(rgb, metas.popleft())
                 counter.advance()
             result.frames = writer.count
     expected = task.end - task.start
@@ -307,38 +319,130 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
 
 def _run_stitch(context: WorkerContext, task: Task, result: TaskResult) -> None:
     from colorize.batch.results import sha256_of
-    from colorize.pipeline import to_stored
-    from colorize.video.sink import VideoFileSink, open_sink
     from colorize.video.target import resolve_output
 
     job = task.job
     _remove_stale_partials(job.output)
+    parts = [Path(p) for p in task.parts]
     with _open(job) as source:
-        info = source.info
-        target = resolve_output(str(job.output), info, overwrite=True)
-        sink = open_sink(target, source, crf=job.option("crf"))
-        rotate_back = isinstance(sink, VideoFileSink)
-        parts = _part_frames([Path(p) for p in task.parts])
+        target = resolve_output(str(job.output), source.info, overwrite=True)
+        if target.kind == "video":
+            result.frames = _join_encoded_parts(parts, target, source)
+        else:
+            result.frames = _write_frames_of_parts(parts, target, source, job.option("crf"))
+    result.sha256 = sha256_of(job.output)
+
+
+def _join_encoded_parts(parts: list[Path], target: Any, source: Any) -> int:
+    """The output from the shots' packets, with the input's audio (no decode, no encode)."""
+    from colorize.video.join import JoinedVideoSink, open_part, part_packets
+
+    with open_part(parts[0]) as first:
+        sink = JoinedVideoSink(target, source, first.streams.video[0])
         written = 0
         try:
-            for frame in source.frames():
-                rgb = next(parts, None)
-                if rgb is None:
-                    raise UnsupportedInputError(
-                        f"the shots hold {written} frames but the input has more")
-                sink.write(to_stored(rgb, info.rotation) if rotate_back else rgb, frame.meta)
-                written += 1
-            if next(parts, None) is not None:
-                raise UnsupportedInputError(f"the shots hold more frames than the input's {written}")
+            for path in parts:
+                origin = EncodedPartWriter.origin_of(path)
+                with open_part(path) as part:
+                    for packet in part_packets(part):
+                        sink.write_packet(packet, origin)
+                        written += 1
+            if source.info.frame_count is not None and not source.info.frame_count_is_estimate \
+                    and written != source.info.frame_count:
+                raise UnsupportedInputError(
+                    f"the shots hold {written} frames but the input has {source.info.frame_count}")
             sink.commit()
         except BaseException:
             sink.abort()
             raise
-    result.frames = written
-    result.sha256 = sha256_of(job.output)
+    return written
 
 
-# -- lossless parts ------------------------------------------------------------------------------
+def _write_frames_of_parts(parts: list[Path], target: Any, source: Any, crf: Any) -> int:
+    """PNG frames (or an image) from lossless parts, named and timed from the input."""
+    from colorize.video.sink import open_sink
+
+    sink = open_sink(target, source, crf=crf)
+    frames = _part_frames(parts)
+    written = 0
+    try:
+        for frame in source.frames():
+            rgb = next(frames, None)
+            if rgb is None:
+                raise UnsupportedInputError(f"the shots hold {written} frames but the input has more")
+            sink.write(rgb, frame.meta)
+            written += 1
+        if next(frames, None) is not None:
+            raise UnsupportedInputError(f"the shots hold more frames than the input's {written}")
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return written
+
+
+# -- parts ---------------------------------------------------------------------------------------
+
+def _part_writer(path: Path, target: Any, source: Any, crf: Any) -> "EncodedPartWriter | PartWriter":
+    if target.kind == "video":
+        return EncodedPartWriter(path, target, source, crf)
+    return PartWriter(path)
+
+
+class EncodedPartWriter:
+    """One shot encoded as the output will be (codec, settings, stored orientation), an MP4
+    with the video only and its times from 0; ``<part>.json`` beside it keeps the shot's start
+    time. Both appear only when complete, so a retried shot never leaves half a part."""
+
+    def __init__(self, path: Path, target: Any, source: Any, crf: Any) -> None:
+        from colorize.video.join import PART_MUXER
+        from colorize.video.sink import VideoFileSink
+        from colorize.video.target import OutputTarget
+
+        self.path = path
+        self.count = 0
+        self._rotation = source.info.rotation
+        part = OutputTarget(path, "video", container_format=target.container_format)
+        self._sink = VideoFileSink(part, source, crf, muxer=PART_MUXER, side_streams=False,
+                                   zero_based=True)
+
+    def __enter__(self) -> "EncodedPartWriter":
+        return self
+
+    def write(self, rgb: np.ndarray, meta: Any) -> None:
+        from colorize.pipeline import to_stored
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sink.write(to_stored(rgb, self._rotation), meta)
+        self.count += 1
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        import json
+
+        from colorize.footage.checkpoint import write_atomically
+
+        if kind is not None or not self.count:
+            self._sink.abort()
+            return
+        self._sink.commit()
+        origin = self._sink.origin
+        write_atomically(self._sidecar(self.path), json.dumps(
+            {"frames": self.count, "origin": None if origin is None else str(origin)}).encode())
+
+    @staticmethod
+    def _sidecar(path: Path) -> Path:
+        return path.with_name(path.name + ".json")
+
+    @classmethod
+    def origin_of(cls, path: Path) -> Fraction:
+        import json
+
+        try:
+            origin = json.loads(cls._sidecar(path).read_text(encoding="utf-8"))["origin"]
+        except (OSError, ValueError, KeyError) as error:
+            raise UnsupportedInputError(f"shot part {path.name} is incomplete ({error})") from None
+        return Fraction(origin or 0)
+
 
 class PartWriter:
     """Frames of one shot, lossless (FFV1 in Matroska, RGB), written to a temporary name and
@@ -354,7 +458,7 @@ class PartWriter:
     def __enter__(self) -> "PartWriter":
         return self
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, meta: Any = None) -> None:
         import av
 
         if self._container is None:
