@@ -298,7 +298,7 @@ def main() -> None:
                 "full_state_save": state, "auto_interval_s_for_full_state": interval_s}
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "bench_checkpoint.json", document)
-    table = markdown_table(["output | checkpoints", "wall s/frame", "CPU s/frame",
+    table = markdown_table(["output / checkpoints", "wall s/frame", "CPU s/frame",
                             "checkpoints per run", "time in saves", "difference (wall / CPU)"],
                            rows)
     text = (f"# Resume checkpoints: cost at the default interval\n\n"
