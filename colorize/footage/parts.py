@@ -216,14 +216,8 @@ class VideoSegmentParts(CheckpointedParts):
         with self._reopen() as source, self._read(self._segments[0], av) as first:
             sink = JoinedVideoSink(self._target, source, first.streams.video[0])
             try:
-                for segment in self._segments:
-                    with self._read(segment, av) as part:
-                        count = 0
-                        origin = Fraction(segment.get("origin") or 0)
-                        for packet in self._packets(part, segment, av):
-                            sink.write_packet(packet, origin)
-                            count += 1
-                    self._check_count(segment, count)
+                for segment, packet in self._each_segment(av, self._packets):
+                    sink.write_packet(packet, Fraction(segment.get("origin") or 0))
                 sink.commit()
             except BaseException:
                 sink.abort()
@@ -235,20 +229,26 @@ class VideoSegmentParts(CheckpointedParts):
             sink = VideoFileSink(self._target, source, self._crf)
             try:
                 metas = (frame.meta for frame in source.frames())
-                for segment in self._segments:
-                    with self._read(segment, av) as part:
-                        count = 0
-                        for frame in self._decoded(part, segment, av):
-                            meta = next(metas, None)
-                            if meta is None:
-                                raise self._changed_input()
-                            sink.write(_to_rgb(frame), meta)
-                            count += 1
-                    self._check_count(segment, count)
+                for _, frame in self._each_segment(av, self._decoded):
+                    meta = next(metas, None)
+                    if meta is None:
+                        raise self._changed_input()
+                    sink.write(_to_rgb(frame), meta)
                 sink.commit()
             except BaseException:
                 sink.abort()
                 raise
+
+    def _each_segment(self, av, read):  # noqa: ANN001, ANN202 - PyAV module; a generator
+        """``(segment, item)`` for every item ``read(part, segment, av)`` gives, segment after
+        segment, checking that each segment holds the frames its record says."""
+        for segment in self._segments:
+            with self._read(segment, av) as part:
+                count = 0
+                for item in read(part, segment, av):
+                    yield segment, item
+                    count += 1
+            self._check_count(segment, count)
 
     def _decoded(self, part, segment: dict, av):  # noqa: ANN001, ANN202 - PyAV objects
         for packet in self._packets(part, segment, av):
