@@ -253,3 +253,24 @@ def test_bad_input_through_the_server_gives_clear_messages_and_the_server_stays_
     assert len(list((tmp_path / "one").glob("*.png"))) == 1
 
     assert get_json(url + "/system_stats")["system"]["comfyui_version"]   # still serving
+
+
+def test_comfy_run_batch_colorizes_several_videos_with_their_audio(server, clip, tmp_path):
+    from video_helpers import read_video
+
+    params = tmp_path / "films.jsonl"
+    params.write_text("".join(
+        json.dumps({"video": str(clip["short"]), "reference": str(clip["reference"]), "checkpoint": CHECKPOINT,
+                    "precision": "fp32", "memory_mode": mode}) + "\n"
+        for mode in ("low", "balanced")))      # two different jobs (identical lines are one job)
+    out = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "runner.cli", "batch", "colorize-video", "--params", str(params),
+                           "--server", server["url"], "--out", str(out), "--json"],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout + done.stderr
+    videos = sorted(out.glob("*/*.mp4"))
+    assert len(videos) == 2
+    for video in videos:
+        decoded = read_video(video)
+        assert len(decoded.frames) == 8 and decoded.audio_codecs == ["aac"]
+    assert json.loads((out / "batch_manifest.json").read_text())
