@@ -171,6 +171,10 @@ class VideoSegmentParts(CheckpointedParts):
 
     def resume(self, parts: dict, next_frame: int) -> None:
         segments = parts.get("segments")
+        if parts.get("kind") == "video-segments":
+            raise CheckpointUnusableError(
+                f"checkpoint {self.folder.parent} was written by an earlier colorize (lossless "
+                "segments), which this version cannot continue; delete that folder to start over")
         if parts.get("kind") != SEGMENTS_KIND or not isinstance(segments, list):
             raise CheckpointUnusableError(f"checkpoint {self.folder.parent} holds another kind "
                                           "of output; delete that folder to start over")

@@ -286,3 +286,17 @@ def test_segments_join_into_other_containers_with_the_direct_times(tmp_path: Pat
     assert len(joined.frames) == 6
     assert joined.times == direct.times
     assert joined.audio_codecs == direct.audio_codecs and joined.audio_codecs
+
+
+def test_a_checkpoint_of_the_earlier_lossless_segments_is_refused_by_name(tmp_path: Path) -> None:
+    from colorize.video.source import open_source
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_helpers import write_video
+
+    clip = write_video(tmp_path / "in.mp4", [np.zeros((16, 16, 3), np.uint8)] * 2)
+    target = OutputTarget(tmp_path / "out.mp4", "video", container_format="mp4")
+    with open_source(clip) as source:
+        parts = VideoSegmentParts(tmp_path / "c", target, source, lambda: open_source(clip), crf=None)
+        with pytest.raises(CheckpointUnusableError, match="earlier colorize .*delete that folder"):
+            parts.resume({"kind": "video-segments", "segments": []}, next_frame=0)
