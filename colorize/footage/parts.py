@@ -10,8 +10,9 @@
   most a temporary file, which the next run deletes. At the end the segments' packets are
   copied into the target with the input's audio and subtitles
   (:class:`~colorize.video.join.JoinedVideoSink`): no second encode, so checkpoints cost a
-  video run little more than the saves themselves. Segments are encoded the same way whether
-  the run was interrupted or not, so a resumed run writes the uninterrupted run's video.
+  video run little more than the saves themselves. The encoder gets the frames and times of an
+  uninterrupted run; only where segments (and so keyframes) start depends on when checkpoints
+  fell, which lossy encoding can show in the last bits.
 
 Both write through the :class:`~colorize.video.sink.Sink` interface, so the pipeline does not
 care which one it has.
