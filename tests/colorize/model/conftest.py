@@ -49,6 +49,18 @@ def synthetic_weights_file(synthetic_state_dict, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def small_memory_colorizer(synthetic_weights_file):
+    """The engine with memory bounds small enough that consolidation starts at the 3rd memory
+    frame and pruning follows a few frames later (one per test module: it keeps video state)."""
+    from colorize.engine import EngineConfig, MemorySettings, build_colorizer
+
+    memory = MemorySettings(mem_every=1, max_mid_term_frames=3, min_mid_term_frames=2,
+                            num_prototypes=20, max_long_term_elements=45)
+    return build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu",
+                                        precision="fp32", memory=memory))
+
+
 @pytest.fixture(scope="session")
 def network(synthetic_state_dict):
     from colorize.model import ColorMNet

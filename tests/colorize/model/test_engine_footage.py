@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorize.engine import EngineConfig, MemorySettings, VideoGuide, build_colorizer
+from colorize.engine import VideoGuide
 
 from test_engine_state import SIZE, reference, video
 
@@ -25,12 +25,8 @@ def unrelated(count: int) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def colorizer(synthetic_weights_file):
-    # Small bounds: consolidation from the 3rd memory frame on, pruning a few frames later.
-    memory = MemorySettings(mem_every=1, max_mid_term_frames=3, min_mid_term_frames=2,
-                            num_prototypes=20, max_long_term_elements=45)
-    return build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu",
-                                        precision="fp32", memory=memory))
+def colorizer(small_memory_colorizer):
+    return small_memory_colorizer
 
 
 def predict(colorizer, frames, main, guide=None):

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from colorize.engine import EngineConfig, MemorySettings, VideoGuide, VideoState, build_colorizer
+from colorize.engine import VideoGuide, VideoState
 
 SIZE = (112, 112)   # one 7 x 7 grid: cheap on CPU
 
@@ -34,12 +34,8 @@ def reference(seed: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def colorizer(synthetic_weights_file):
-    # Memory bounds small enough that consolidation and pruning both happen within 14 frames.
-    memory = MemorySettings(mem_every=1, max_mid_term_frames=3, min_mid_term_frames=2,
-                            num_prototypes=20, max_long_term_elements=45)
-    return build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu",
-                                        precision="fp32", memory=memory))
+def colorizer(small_memory_colorizer):
+    return small_memory_colorizer
 
 
 def run(colorizer, frames, guide: VideoGuide, save_after: int | None = None):
