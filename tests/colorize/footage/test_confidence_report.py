@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import builtins
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -107,17 +105,8 @@ def test_png_plot_beside_the_json(tmp_path: Path) -> None:
     assert not (tmp_path / "report.txt").exists()
 
 
-def test_text_plot_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_matplotlib(name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
-        monkeypatch.delitem(sys.modules, name)
+def test_text_plot_when_matplotlib_is_missing(tmp_path: Path, hide_package) -> None:
+    hide_package("matplotlib")
     report = build(scores_for(300, {range(100, 130): 0.2}))
     json_path, plot = report.write(tmp_path / "report.json")
     assert plot == tmp_path / "report.txt" and not (tmp_path / "report.png").exists()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import builtins
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -250,17 +248,8 @@ def test_detector_downscales_large_and_grey_frames() -> None:
         grey.feed(small[0].astype(np.float32))
 
 
-def test_missing_scenedetect_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_import = builtins.__import__
-
-    def no_scenedetect(name: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        if name == "scenedetect" or name.startswith("scenedetect."):
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_scenedetect)
-    for name in [m for m in sys.modules if m == "scenedetect" or m.startswith("scenedetect.")]:
-        monkeypatch.delitem(sys.modules, name)
+def test_missing_scenedetect_says_what_to_install(hide_package) -> None:
+    hide_package("scenedetect")
     with pytest.raises(ColorizeError, match=r"install colorize-video\[shots\]") as info:
         CutDetector()
     assert "\n" not in str(info.value) and info.value.exit_code == 1
