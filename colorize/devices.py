@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -59,6 +60,21 @@ _M_MMAP_THRESHOLD = -3
 _KEEP_BYTES = 1 << 30
 
 
+def is_glibc(platform: str | None = None) -> bool:
+    """Whether this process runs on glibc, the only C library with these ``mallopt`` knobs.
+
+    Windows has no ``CDLL(None)`` at all (it raises TypeError), macOS and musl have no such
+    thresholds; ``CS_GNU_LIBC_VERSION`` is answered by glibc only.
+    """
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return False
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def keep_freed_host_memory() -> bool:
     """Let glibc keep freed blocks for reuse instead of handing them back to the system.
 
@@ -69,15 +85,15 @@ def keep_freed_host_memory() -> bool:
     needed: either alone is slower than the defaults) keeps the pages; peak resident memory is
     unchanged, since the same blocks are reused every frame. Process-wide, so it is done by
     :func:`colorize.engine.build_colorizer` for CPU runs only; ``COLORIZE_MALLOC_TUNING=0``
-    turns it off. Returns whether it was applied (False off glibc).
+    turns it off. Returns whether it was applied (False off glibc: Windows, macOS, musl).
     """
-    if os.environ.get("COLORIZE_MALLOC_TUNING", "1") == "0":
+    if os.environ.get("COLORIZE_MALLOC_TUNING", "1") == "0" or not is_glibc():
         return False
     try:
         import ctypes
 
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+    except (OSError, AttributeError, TypeError):  # no process-wide symbol table to read
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     applied = bool(mallopt(_M_MMAP_THRESHOLD, _KEEP_BYTES)) and bool(mallopt(_M_TRIM_THRESHOLD, _KEEP_BYTES))

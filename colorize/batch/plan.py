@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from colorize.errors import ColorizeError
+from colorize.footage.references import parse_ref_option
 from colorize.video.images import IMAGE_EXTENSIONS
 
 VIDEO_EXTENSIONS = frozenset(
@@ -273,10 +274,10 @@ def _manifest_references(base: Path, raw: Any, where: str) -> References:
     for item in (str(i).strip() for i in items):
         if not item:
             continue
-        frame_text, sep, path_text = item.partition("=")
-        if sep and frame_text.strip().isdigit():
-            path = _resolve(base, path_text.strip())
-            keyframes[int(frame_text)] = path
+        spec = parse_ref_option(item)
+        if spec.frame is not None:
+            path = _resolve(base, str(spec.path).strip())
+            keyframes[spec.frame] = path
         else:
             path = _resolve(base, item)
             if path.is_dir():

@@ -9,14 +9,16 @@ import this package (and prints the command that fixes it when not). Nothing her
 from __future__ import annotations
 
 import logging
-import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import colorize
+from colorize import files
 from colorize.comfyui.errors import (
     ComfyUIInstallError,
     ComfyUITooOldError,
@@ -37,16 +39,20 @@ CHECK_TIMEOUT_S = 120
 LOADER_TEMPLATE = MARKER + """ (written by 'colorize comfyui install'; remove it with
 # 'colorize comfyui uninstall COMFYUI_DIR'). It only imports the installed colorize package, so
 # upgrading that package upgrades the nodes.
+import os
+import shlex
+import subprocess
 import sys
 
 INSTALL_HINT = @HINT@
+PYTHON = subprocess.list2cmdline([sys.executable]) if os.name == "nt" else shlex.quote(sys.executable)
 
 try:
     from colorize.comfyui.nodes import comfy_entrypoint  # noqa: F401
 except ImportError as error:
     raise ImportError(
         f"colorize nodes: the colorize package cannot be imported by {sys.executable} ({error}); "
-        f"install it with: {sys.executable} -m pip install {INSTALL_HINT}"
+        f"install it with: {PYTHON} -m pip install {INSTALL_HINT}"
     ) from error
 """
 
@@ -102,13 +108,20 @@ def check_comfyui_dir(comfyui_dir: Path) -> str | None:
     return version
 
 
-def _install_hint() -> str:
+def _install_args() -> list[str]:
     """What to pip-install: the source tree for an editable/source install, else the package."""
     package_dir = Path(colorize.__file__).resolve().parent
     root = package_dir.parent
     if (root / "pyproject.toml").is_file() and "site-packages" not in package_dir.parts:
-        return f"-e {root}"
-    return f"colorize-video=={colorize.__version__}"
+        return ["-e", str(root)]
+    return [f"colorize-video=={colorize.__version__}"]
+
+
+def command_text(words: Sequence[str], windows: bool | None = None) -> str:
+    """``words`` as one command line to paste: cmd.exe quoting on Windows (``"C:\\Program
+    Files\\..."``), POSIX shell quoting elsewhere, so paths with spaces survive."""
+    windows = files.WINDOWS if windows is None else windows
+    return subprocess.list2cmdline(list(words)) if windows else shlex.join(words)
 
 
 def check_python(python: str) -> str:
@@ -119,7 +132,7 @@ def check_python(python: str) -> str:
             "    if importlib.util.find_spec(name) is None:\n"
             "        raise SystemExit('ModuleNotFoundError: No module named ' + repr(name))\n"
             "print(colorize.__version__)")
-    fix = f"{python} -m pip install {_install_hint()}"
+    fix = command_text([python, "-m", "pip", "install", *_install_args()])
     try:
         done = subprocess.run([python, "-c", code], capture_output=True, text=True,
                               timeout=CHECK_TIMEOUT_S)
@@ -163,8 +176,8 @@ def install(comfyui_dir: Path, python: str = sys.executable) -> InstallResult:
         models = comfyui_dir / "models" / MODEL_FOLDER
         models.mkdir(parents=True, exist_ok=True)
         temporary = loader.with_name(f".{loader.name}.tmp")
-        temporary.write_text(LOADER_TEMPLATE.replace("@HINT@", repr(_install_hint())), encoding="utf-8")
-        os.replace(temporary, loader)
+        temporary.write_text(LOADER_TEMPLATE.replace("@HINT@", repr(command_text(_install_args()))), encoding="utf-8")
+        files.replace_file(temporary, loader)
     except OSError as error:
         raise ComfyUIInstallError(f"cannot write the loader into {loader.parent}: {error}") from None
     return InstallResult(loader, version, python, package_version, models)

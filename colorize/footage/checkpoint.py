@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from colorize.errors import CheckpointUnusableError
+from colorize.files import replace_file, sync_directory
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -215,32 +216,12 @@ def write_atomically(path: Path, data: bytes, *, sync_folder: bool = True) -> No
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        replace_file(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     if sync_folder:
         sync_directory(path.parent)
-
-
-def sync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def sync_directory(path: Path) -> None:
-    """fsync a folder so the renames inside it survive a power cut (skipped where the OS
-    cannot open folders, e.g. Windows)."""
-    try:
-        handle = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from colorize.footage.fingerprint import JSON, path_fingerprint
+from colorize.footage.references import parse_ref_option
 
 #: Options that do not change the output (or are fingerprinted on their own).
 NOT_KNOBS = frozenset({
@@ -33,12 +34,8 @@ def reference_files(value: Any) -> dict[str, Path]:
     values: Iterable[Any] = [value] if isinstance(value, (str, Path)) else value
     files: dict[str, Path] = {}
     for item in values:
-        text = str(item)
-        frame, sep, rest = text.partition("=")
-        if sep and frame.strip().isdigit():
-            files[f"frame {int(frame)}"] = Path(rest)
-        else:
-            files["main"] = Path(text)
+        spec = parse_ref_option(str(item))
+        files["main" if spec.frame is None else f"frame {spec.frame}"] = spec.path
     return files
 
 

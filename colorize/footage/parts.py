@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from colorize.errors import CheckpointUnusableError, OutputWriteError
-from colorize.footage.checkpoint import sync_directory, sync_file
+from colorize.files import sync_directory, sync_file
 from colorize.video import images
 from colorize.video.join import PART_MUXER, DtsOverlapError, JoinedVideoSink, open_part, part_packets
 from colorize.video.sink import Sink, VideoFileSink, frame_names

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from colorize.errors import OutputWriteError
+from colorize.files import replace_file
 
 __all__ = ["ConfidenceReport", "FrameRecord", "LowConfidenceSpan", "ReportConfig"]
 
@@ -408,7 +409,7 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
+        replace_file(temp, path)
     except OSError as exc:
         raise OutputWriteError(f"cannot write report {path}: {exc.strerror or exc}") from None
     finally:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from colorize.errors import OutputWriteError, UnsupportedOutputError
+from colorize.files import replace_file
 from colorize.video import images
 from colorize.video.source import FrameMeta, Source, SourceInfo, VideoFileSource
 from colorize.video.target import OutputTarget
@@ -85,7 +86,7 @@ class ImageFileSink(Sink):
         self._written = True
 
     def commit(self) -> None:
-        os.replace(self._temp, self._target.path)
+        replace_file(self._temp, self._target.path)
 
     def abort(self) -> None:
         self._temp.unlink(missing_ok=True)
@@ -336,7 +337,7 @@ class VideoFileSink(Sink):
             self._container.close()
         except (av.FFmpegError, OSError) as error:
             raise OutputWriteError(f"finishing {self._target.path.name} failed: {error}") from None
-        os.replace(self._temp, self._target.path)
+        replace_file(self._temp, self._target.path)
 
     def _flush_video(self) -> None:
         assert self._video is not None

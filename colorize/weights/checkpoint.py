@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import torch
 
+from colorize.files import replace_file
 from colorize.weights.catalog import CHECKPOINT_FILENAME
 from colorize.weights.errors import (
     ArchitectureMismatchError,
@@ -360,7 +361,7 @@ def _write_safetensors(
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata={"format": "pt", **metadata})
-        os.replace(tmp, dst)
+        replace_file(tmp, dst)
     except OSError as error:
         raise WeightsPathError(f"cannot write {dst}: {error.strerror or error}") from None
     finally:

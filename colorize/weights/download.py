@@ -25,6 +25,7 @@ from typing import Sequence
 
 import requests
 
+from colorize.files import replace_file
 from colorize.weights.catalog import OFFICIAL_SOURCES, pinned_sha256
 from colorize.weights.checkpoint import verify_checkpoint_file
 from colorize.weights.errors import (
@@ -86,7 +87,7 @@ def download_checkpoint(
         try:
             part = _fetch(source, target, options)
             digest = _verify(part, source, expected)
-            os.replace(part, target)
+            replace_file(part, target)
         except _Refusal as error:
             refusal = error
             _moving_on(error, number, len(parsed))

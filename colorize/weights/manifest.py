@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from colorize.files import replace_file
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "colorize-weights.json"
@@ -98,7 +100,7 @@ class Manifest:
                 with open(tmp, "w", encoding="utf-8") as handle:
                     json.dump(doc, handle, indent=1)
                     handle.write("\n")
-                os.replace(tmp, self.path)
+                replace_file(tmp, self.path)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

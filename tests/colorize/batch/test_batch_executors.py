@@ -8,8 +8,6 @@ with synthetic weights runs in ``test_shots.py`` and ``test_cli.py``.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -92,7 +90,7 @@ def test_eight_videos_done_once_then_a_rerun_skips_all(kind, tmp_path, monkeypat
 def _kill_local_worker_once(executor, victim: str, killed: list[int]):
     def on_started(task, pid: int) -> None:
         if task.task_id == victim and not killed:
-            os.kill(pid, signal.SIGKILL)
+            psutil.Process(pid).kill()     # SIGKILL on POSIX, TerminateProcess on Windows
             killed.append(pid)
 
     executor.on_started = on_started
@@ -104,7 +102,7 @@ def _kill_ray_worker_once(stop: threading.Event, killed: list[int]) -> None:
         for process in psutil.process_iter(["pid", "cmdline"]):
             cmdline = " ".join(process.info["cmdline"] or [])
             if cmdline.startswith("ray::colorize_task"):
-                os.kill(process.info["pid"], signal.SIGKILL)
+                process.kill()
                 killed.append(process.info["pid"])
                 return
         time.sleep(0.02)

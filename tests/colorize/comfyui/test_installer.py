@@ -57,6 +57,7 @@ def test_loader_error_names_the_fix_when_the_package_is_missing(tmp_path):
     assert "cannot be imported" in done.stderr and "-m pip install" in done.stderr
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in Python is a #!/bin/sh script")
 def test_python_that_cannot_import_colorize_gets_the_fix_command(tmp_path):
     root = fake_comfyui(tmp_path / "ComfyUI")
     fake_python = tmp_path / "python"
