@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 import numpy as np
 
 from colorize.batch.plan import VideoJob
-from colorize.errors import ColorizeError, CorruptInputError, UnsupportedInputError
+from colorize.errors import ColorizeError, CorruptInputError
 from colorize.progress import ProgressReporter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -278,6 +278,7 @@ def _shot_frames(source: Any, start: int, end: int) -> Iterator[Any]:
 
 
 def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
+    from colorize.footage.shot_parts import part_writer
     from colorize.pipeline import to_upright
     from colorize.reference import load_reference
     from colorize.video.target import resolve_output
@@ -305,7 +306,7 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
                 yield to_upright(frame.rgb, info.rotation)
 
         target = resolve_output(str(job.output), info, overwrite=True)
-        with _part_writer(part, target, source, job.option("crf")) as writer:
+        with part_writer(part, target, source, job.option("crf")) as writer:
             for rgb in colorizer.colorize(frames(), reference):
                 writer.write(rgb, metas.popleft())
                 counter.advance()
@@ -319,6 +320,7 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
 
 def _run_stitch(context: WorkerContext, task: Task, result: TaskResult) -> None:
     from colorize.batch.results import sha256_of
+    from colorize.footage.shot_parts import join_encoded_parts, write_frames_of_parts
     from colorize.video.target import resolve_output
 
     job = task.job
@@ -327,168 +329,7 @@ def _run_stitch(context: WorkerContext, task: Task, result: TaskResult) -> None:
     with _open(job) as source:
         target = resolve_output(str(job.output), source.info, overwrite=True)
         if target.kind == "video":
-            result.frames = _join_encoded_parts(parts, target, source)
+            result.frames = join_encoded_parts(parts, target, source)
         else:
-            result.frames = _write_frames_of_parts(parts, target, source, job.option("crf"))
+            result.frames = write_frames_of_parts(parts, target, source, job.option("crf"))
     result.sha256 = sha256_of(job.output)
-
-
-def _join_encoded_parts(parts: list[Path], target: Any, source: Any) -> int:
-    """The output from the shots' packets, with the input's audio (no decode, no encode)."""
-    from colorize.video.join import JoinedVideoSink, open_part, part_packets
-
-    with open_part(parts[0]) as first:
-        sink = JoinedVideoSink(target, source, first.streams.video[0])
-        written = 0
-        try:
-            for path in parts:
-                origin = EncodedPartWriter.origin_of(path)
-                with open_part(path) as part:
-                    for packet in part_packets(part):
-                        sink.write_packet(packet, origin)
-                        written += 1
-            if source.info.frame_count is not None and not source.info.frame_count_is_estimate \
-                    and written != source.info.frame_count:
-                raise UnsupportedInputError(
-                    f"the shots hold {written} frames but the input has {source.info.frame_count}")
-            sink.commit()
-        except BaseException:
-            sink.abort()
-            raise
-    return written
-
-
-def _write_frames_of_parts(parts: list[Path], target: Any, source: Any, crf: Any) -> int:
-    """PNG frames (or an image) from lossless parts, named and timed from the input."""
-    from colorize.video.sink import open_sink
-
-    sink = open_sink(target, source, crf=crf)
-    frames = _part_frames(parts)
-    written = 0
-    try:
-        for frame in source.frames():
-            rgb = next(frames, None)
-            if rgb is None:
-                raise UnsupportedInputError(f"the shots hold {written} frames but the input has more")
-            sink.write(rgb, frame.meta)
-            written += 1
-        if next(frames, None) is not None:
-            raise UnsupportedInputError(f"the shots hold more frames than the input's {written}")
-        sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
-    return written
-
-
-# -- parts ---------------------------------------------------------------------------------------
-
-def _part_writer(path: Path, target: Any, source: Any, crf: Any) -> "EncodedPartWriter | PartWriter":
-    if target.kind == "video":
-        return EncodedPartWriter(path, target, source, crf)
-    return PartWriter(path)
-
-
-class EncodedPartWriter:
-    """One shot encoded as the output will be (codec, settings, stored orientation), an MP4
-    with the video only and its times from 0; ``<part>.json`` beside it keeps the shot's start
-    time. Both appear only when complete, so a retried shot never leaves half a part."""
-
-    def __init__(self, path: Path, target: Any, source: Any, crf: Any) -> None:
-        from colorize.video.join import PART_MUXER
-        from colorize.video.sink import VideoFileSink
-        from colorize.video.target import OutputTarget
-
-        self.path = path
-        self.count = 0
-        self._rotation = source.info.rotation
-        part = OutputTarget(path, "video", container_format=target.container_format)
-        self._sink = VideoFileSink(part, source, crf, muxer=PART_MUXER, side_streams=False,
-                                   zero_based=True)
-
-    def __enter__(self) -> "EncodedPartWriter":
-        return self
-
-    def write(self, rgb: np.ndarray, meta: Any) -> None:
-        from colorize.pipeline import to_stored
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._sink.write(to_stored(rgb, self._rotation), meta)
-        self.count += 1
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        import json
-
-        from colorize.footage.checkpoint import write_atomically
-
-        if kind is not None or not self.count:
-            self._sink.abort()
-            return
-        self._sink.commit()
-        origin = self._sink.origin
-        write_atomically(self._sidecar(self.path), json.dumps(
-            {"frames": self.count, "origin": None if origin is None else str(origin)}).encode())
-
-    @staticmethod
-    def _sidecar(path: Path) -> Path:
-        return path.with_name(path.name + ".json")
-
-    @classmethod
-    def origin_of(cls, path: Path) -> Fraction:
-        import json
-
-        try:
-            origin = json.loads(cls._sidecar(path).read_text(encoding="utf-8"))["origin"]
-        except (OSError, ValueError, KeyError) as error:
-            raise UnsupportedInputError(f"shot part {path.name} is incomplete ({error})") from None
-        return Fraction(origin or 0)
-
-
-class PartWriter:
-    """Frames of one shot, lossless (FFV1 in Matroska, RGB), written to a temporary name and
-    renamed when complete so a retried shot never reads half a part."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._temp = path.with_name(f".{path.name}.{os.getpid()}.partial.mkv")
-        self._container: Any = None
-        self._stream: Any = None
-
-    def __enter__(self) -> "PartWriter":
-        return self
-
-    def write(self, rgb: np.ndarray, meta: Any = None) -> None:
-        import av
-
-        if self._container is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self._temp), "w", format="matroska")
-            self._stream = self._container.add_stream("ffv1", rate=25)
-            self._stream.width, self._stream.height = rgb.shape[1], rgb.shape[0]
-            self._stream.pix_fmt = "bgr0"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame = frame.reformat(format="bgr0")
-        frame.pts = self.count
-        self._container.mux(self._stream.encode(frame))
-        self.count += 1
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        if self._container is None:
-            return
-        if kind is None:
-            self._container.mux(self._stream.encode(None))
-            self._container.close()
-            os.replace(self._temp, self.path)
-        else:
-            self._container.close()
-            self._temp.unlink(missing_ok=True)
-
-
-def _part_frames(parts: list[Path]) -> Iterator[np.ndarray]:
-    import av
-
-    for part in parts:
-        with av.open(str(part)) as container:
-            for frame in container.decode(video=0):
-                yield frame.to_ndarray(format="rgb24")
