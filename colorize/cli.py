@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "bench": ("colorize.bench_cli", "bench_command"),
     "comfyui": ("colorize.comfyui.cli", "comfyui_group"),
     "batch": ("colorize.batch.cli", "batch_command"),
+    "keyframes": ("colorize.references.cli", "keyframes_command"),
 }
 
 EXIT_CODES_HELP = """\b
@@ -195,7 +196,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     help="Reset memory at each cut, from the latest reference at or before the shot's first "
     "frame: 'auto' finds cuts with PySceneDetect on the decoded frames (extra "
     "colorize-video[shots]); FILE lists cut frames (one per line, each the first frame of a "
-    "shot; or a PySceneDetect CSV / EDL).",
+    "shot; or a PySceneDetect CSV / CMX3600 EDL; or an FCP 7 XML, FCPX XML or OpenTimelineIO "
+    "timeline, extra colorize-video[timeline]).",
 )
 @click.option(
     "--report",

@@ -17,6 +17,8 @@ Files (:func:`read_shots_file`, format recognised from the content, not the name
   when the EDL says ``FCM: DROP FRAME``, so the video's frame rate is needed. Audio-only events
   and zero-length events (the outgoing half of a dissolve) are skipped; a dissolve or wipe
   counts as a cut where it starts.
+* **FCP 7 XML, FCPX XML, OpenTimelineIO** (``.otio``): read through OpenTimelineIO (optional
+  extra ``colorize-video[timeline]``); see :mod:`colorize.footage.timeline`.
 
 :class:`CutDetector` finds cuts in frames as they are decoded, with PySceneDetect's content
 detector (optional extra ``colorize-video[shots]``; imported only when a detector is built).
@@ -119,14 +121,20 @@ def read_shots_file(
     frame_count: int | None = None,
     fps: float | Fraction | None = None,
 ) -> list[int]:
-    """Cut frames listed in ``path`` (a plain list, a PySceneDetect CSV or a CMX3600 EDL).
+    """Cut frames listed in ``path`` (a plain list, a PySceneDetect CSV, a CMX3600 EDL, or an
+    FCP 7 XML / FCPX XML / OpenTimelineIO timeline).
 
-    ``frame_count`` (when known) bounds the cuts; ``fps`` is needed only for an EDL. Returns the
-    cuts sorted, without 0. Every problem raises :class:`ShotListError` with one line naming the
-    file, the line and what to do.
+    ``frame_count`` (when known) bounds the cuts; ``fps`` is needed for an EDL (and places a
+    timeline's cuts). Returns the cuts sorted, without 0. Every problem raises
+    :class:`ShotListError` with one line naming the file, the line and what to do.
     """
+    from colorize.footage import timeline
+
     path = Path(path)
     text = _read_text(path)
+    adapter = timeline.sniff_timeline(text)
+    if adapter is not None:
+        return timeline.read_timeline_cuts(path, text, adapter, frame_count, fps)
     lines = text.splitlines()
     kind = _sniff(lines)
     if kind == "csv":
