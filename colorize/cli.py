@@ -166,7 +166,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     DEFAULT_COMMAND,
     cls=RunCommand,
     epilog=OUTPUT_RULES_HELP + "\n" + EXIT_CODES_HELP
-    + "\n\b\nOther commands: 'colorize weights --help' (download, convert, list checkpoints).",
+    + "\n\b\nOther commands: 'colorize weights --help' (download, convert, list checkpoints),"
+    "\n'colorize keyframes --help' (pick the frames to colour as references).",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))

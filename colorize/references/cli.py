@@ -72,6 +72,9 @@ serves (see keyframes.json), then: colorize INPUT --ref-dir DIR --shots ...
               "frame on, so a picture from late in a long shot fits its start less).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=25.0,
               show_default=True, help="Frame rate of image-folder input (for an EDL).")
+@click.option("--rescan", is_flag=True,
+              help="Scan INPUT again even when DIR/keyframes.json was made from the same input, "
+              "shots, report and settings (otherwise it is reused as it is).")
 @click.option("-q", "--quiet", is_flag=True, help="Only print errors and the paths written.")
 @click.option("-v", "--verbose", is_flag=True, help="Show debug logs and tracebacks.")
 @click.pass_context
@@ -103,7 +106,7 @@ def _pick(options: dict[str, Any]) -> dict[str, Any]:
     request = KeyframesRequest(input_path=options["input_path"], folder=options["folder"],
                                shots=options["shots"], report_path=options["report_path"],
                                config=config, image_fps=options["fps"],
-                               progress=not options["quiet"])
+                               progress=not options["quiet"], rescan=options["rescan"])
     return pick_to_folder(request)
 
 

@@ -7,6 +7,8 @@ mistake costs no scan and leaves the folder as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -34,6 +36,7 @@ class KeyframesRequest:
     config: PickConfig = PickConfig()
     image_fps: float = 25.0           # frame rate of image-folder input (for an EDL)
     progress: bool = True
+    rescan: bool = False              # scan even when keyframes.json matches the request
 
 
 def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
@@ -46,6 +49,12 @@ def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
     folder = request.folder
     if folder.exists() and not folder.is_dir():
         raise OutputWriteError(f"-o {folder} is a file; give a folder for the keyframes")
+    signature = request_signature(request)
+    previous = None if request.rescan else _up_to_date(folder, signature)
+    if previous is not None:
+        logger.info("%s matches this input and these settings: not scanned again (--rescan "
+                    "forces it)", folder / KEYFRAMES_FILE)
+        return previous
     with open_source(request.input_path,
                      image_fps=Fraction(request.image_fps).limit_denominator(1001)) as source:
         info = source.info
@@ -65,17 +74,19 @@ def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
 
         try:
             pick = pick_keyframes(frames(), shots, request.config, suggestions=suggestions,
-                                  on_still=writer)
+                                  on_still=writer, frame_count=exact)
             progress.finish()
             data = keyframes_json(
                 pick, writer.stills, input_label=str(info.path), frame_size=info.upright_size,
                 fps=float(fps) if fps else None, shots=request.shots,
                 report=str(request.report_path) if request.report_path else None,
                 settings=_settings(request.config))
+            data["signature"] = signature
             writer.commit()
         except BaseException:
             writer.abort()
             raise
+    _write_timeline(folder, data, fps, request)
     write_json(folder / KEYFRAMES_FILE, data)
     for name in stale_colour_files(folder, data):
         logger.warning("%s is not a keyframe of this pick, but 'colorize --ref-dir %s' would "
@@ -84,11 +95,74 @@ def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
     return data
 
 
+def request_signature(request: KeyframesRequest) -> dict[str, Any]:
+    """What the pick depends on: the input, shots file and report (path, size, modification
+    time) and every setting. A folder whose ``keyframes.json`` has the same is not scanned
+    again, so the next turn of the loop (generate, review, regenerate) costs no decode."""
+    return {
+        "input": _file_signature(request.input_path),
+        "shots": request.shots if request.shots in (None, "auto")
+        else _file_signature(Path(request.shots)),
+        "report": None if request.report_path is None else _file_signature(request.report_path),
+        "settings": _settings(request.config),
+        "image_fps": request.image_fps,
+    }
+
+
+def _file_signature(path: Path) -> list[Any]:
+    try:
+        if path.is_dir():
+            entries = sorted([e.name, e.stat().st_size, e.stat().st_mtime_ns]
+                             for e in path.iterdir() if e.is_file())
+            digest = hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
+            return [str(path.resolve()), len(entries), digest]
+        stat = path.stat()
+    except OSError:
+        return [str(path), None, None]
+    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def _up_to_date(folder: Path, signature: dict[str, Any]) -> dict[str, Any] | None:
+    from colorize.references.store import read_keyframes
+
+    if not (folder / KEYFRAMES_FILE).is_file():
+        return None
+    try:
+        data = read_keyframes(folder)
+    except ColorizeError:
+        return None  # unreadable: picked again and replaced
+    if data.get("signature") != signature:
+        return None
+    if not all((folder / group["still"]).is_file() for group in data["groups"]):
+        return None
+    return data
+
+
 def stale_colour_files(folder: Path, data: dict[str, Any]) -> list[str]:
     """Colour files ``ref_*.png`` in ``folder`` that no keyframe of ``data`` expects."""
     expected = {k["colour"] for k in data["keyframes"]}
     return sorted(path.name for path in folder.glob("ref_*.*")
                   if path.is_file() and path.name not in expected)
+
+
+def _write_timeline(folder: Path, data: dict[str, Any], fps: Fraction,
+                    request: KeyframesRequest) -> None:
+    """``shots.otio`` and ``shots.edl`` of the shots used, for an editor to check the cuts; a
+    missing OpenTimelineIO extra costs only these two files."""
+    from colorize.footage.shots import shots_from_cuts
+    from colorize.footage.timeline import write_shot_timeline
+
+    if request.shots is None:
+        return
+    shots = shots_from_cuts(data["cuts"], data["frame_count"])
+    try:
+        write_shot_timeline(folder, shots, fps, media=request.input_path,
+                            name=request.input_path.stem)
+    except OSError as exc:
+        raise OutputWriteError(f"cannot write the shots timeline in {folder}: "
+                               f"{exc.strerror or exc}") from None
+    except ColorizeError as exc:  # OpenTimelineIO or its EDL adapter not installed
+        logger.warning("no shots.otio / shots.edl: %s", exc)
 
 
 def _shots(shots: str | None, frame_count: int | None, fps: Fraction) -> Any:

@@ -23,9 +23,10 @@ frame that needs a reference, plus one :class:`Still` (the picture to colour) pe
 
 Only every ``sample_every``-th frame of a search is measured (counted from its first frame);
 every frame's mean luma is taken for the fade check (a few thousand pixels). Memory stays
-bounded: per open search at most ``buckets`` candidate frames (the best one in each stretch of
-``search_frames / buckets`` frames, so the middle preference can be applied once the length is
-known) and a few frames waiting for the fade check's look-ahead; per shot a small descriptor.
+bounded: per open search at most ``buckets`` candidate frames (the best one in each of
+``buckets`` equal stretches of the frames searched, so the middle preference can be applied once
+the length is known; where the end is not known ahead - ``--shots auto``, or an unknown frame
+count - the stretches span ``search_frames``, and the preference works at that coarser grain) and a few frames waiting for the fade check's look-ahead; per shot a small descriptor.
 Frames are kept by reference, not copied: the iterable must yield a new array for each frame
 (decoders do).
 
@@ -248,6 +249,7 @@ class KeyframePicker:
         detector: CutSource | None = None,
         suggestions: Iterable[Suggestion] = (),
         on_still: Callable[[Still], None] | None = None,
+        frame_count: int | None = None,
     ) -> None:
         if cuts is not None and detector is not None:
             raise ValueError("give cuts or a detector, not both")
@@ -256,6 +258,7 @@ class KeyframePicker:
         self._cut_list = sorted(int(c) for c in cuts) if cuts is not None else None
         self._cut_set = set(self._cut_list or ())
         self._detector = detector
+        self._frame_count = frame_count
         self._suggestions = sorted({int(s.frame): s for s in suggestions}.values(),
                                    key=lambda s: s.frame)
         self._next_suggestion = 0
@@ -334,6 +337,8 @@ class KeyframePicker:
             following = bisect.bisect_right(self._cut_list, serves)
             if following < len(self._cut_list):
                 limit = min(limit, self._cut_list[following])
+        if self._frame_count is not None:
+            limit = min(limit, max(self._frame_count, serves + 1))
         bucket = max(1, -(-(limit - serves) // self.config.buckets))
         search = _Search(serves, reason, limit, bucket, 0.5 if reason == SHOT_START else 0.0)
         self._searches.append(search)
@@ -429,6 +434,7 @@ def pick_keyframes(
     *,
     suggestions: Iterable[Suggestion] = (),
     on_still: Callable[[Still], None] | None = None,
+    frame_count: int | None = None,
 ) -> KeyframePick:
     """Pick keyframes from ``frames`` ((index, RGB uint8 HxWx3) in decode order, from 0).
 
@@ -437,7 +443,8 @@ def pick_keyframes(
     cut detector fed every frame (``CutDetector`` for ``--shots auto``). ``suggestions``: low-
     confidence keyframes of an earlier report. ``on_still`` receives each group's still as soon
     as it is chosen (to write it and let it go); without it the stills are returned in
-    :attr:`KeyframePick.stills`. Raises :class:`~colorize.errors.ShotListError` for a cut past
+    :attr:`KeyframePick.stills`. ``frame_count``, when known, lets the last shot's search know
+    where it ends (the middle preference is then exact rather than per bucket). Raises :class:`~colorize.errors.ShotListError` for a cut past
     the end and :class:`~colorize.errors.ColorizeError` for no frames or a suggestion past the
     end.
     """
@@ -449,7 +456,8 @@ def pick_keyframes(
     else:
         cuts, detector = [int(c) for c in shots if int(c) != 0], None  # type: ignore[union-attr]
     picker = KeyframePicker(config, cuts=cuts, detector=detector, suggestions=suggestions,
-                            on_still=on_still if on_still is not None else collected.append)
+                            on_still=on_still if on_still is not None else collected.append,
+                            frame_count=frame_count)
     for index, rgb in frames:
         picker.feed(index, rgb)
     result = picker.finish()

@@ -157,20 +157,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def atomic_write(path: Path, payload: bytes) -> None:
     """Write ``payload`` to a temporary file beside ``path`` and rename it into place, so a
     reader never sees half a file. Raises OutputWriteError."""
+    from colorize.footage.checkpoint import write_atomically
+
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomically(path, payload, sync_folder=False)
     except OSError as exc:
         raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; outputs are not
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputWriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def _umask() -> int:
