@@ -58,6 +58,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -127,7 +128,8 @@ class LowConfidenceSpan:
         return (
             f"frames {self.start:,}-{last:,} (shot {self.shot}) score as low as "
             f"{self.min_score:.2f}: colour frame {self.keyframe:,} and pass it as "
-            f"--ref {self.keyframe}={reference_file_name(self.keyframe)}"
+            f"--ref {self.keyframe}={reference_file_name(self.keyframe)} (or let "
+            "'colorize keyframes INPUT -o DIR --report REPORT.json' pick a still for it)"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -391,7 +393,16 @@ class ConfidenceReport:
         out.append("")
         out.append(f"{len(spans)} low-confidence span(s)" + (":" if spans else ""))
         out.extend("  " + span.message for span in spans)
+        if spans:
+            out.append("")
+            out.append(f"The stills to colour for them: {keyframes_command(self.input)}")
         return "\n".join(out) + "\n"
+
+
+def keyframes_command(input_path: str | None, report_path: str = "REPORT.json") -> str:
+    """The command that picks a still for each suggested keyframe (``colorize keyframes``)."""
+    source = shlex.quote(input_path) if input_path else "INPUT"
+    return f"colorize keyframes {source} -o DIR --shots FILE|auto --report {report_path}"
 
 
 def _round(value: float) -> float:

@@ -224,3 +224,13 @@ def test_listed_as_a_command_and_the_default_command_still_runs() -> None:
     assert "--group-threshold" in result.stdout and "gray/ref_NNNNNN.png" in result.stdout
     result = invoke(["missing-input.mp4", "--ref", "ref.png"], exit_code=10)
     assert "input not found" in result.stderr
+
+
+def test_the_reports_suggestions_point_to_this_command() -> None:
+    report = ConfidenceReport(input="film.mp4")
+    for frame in range(30):
+        report.add(frame, 0.2 if 10 <= frame < 20 else 0.9)
+    span = report.low_confidence_spans()[0]
+    assert "colorize keyframes INPUT -o DIR --report REPORT.json" in span.message
+    assert "colorize keyframes film.mp4 -o DIR --shots FILE|auto --report REPORT.json" in \
+        report.text_plot()
