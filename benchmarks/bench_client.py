@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "runner"))
 from fake_server import FakeComfyServer, FakeConfig  # noqa: E402
 
 from runner import ComfyClient  # noqa: E402
-from runner.outputs import collect_outputs  # noqa: E402
+from runner.client.outputs import collect_outputs  # noqa: E402
 
 WORKFLOW = json.loads((ROOT / "tests" / "runner" / "data" / "01_empty_invert_save.api.json").read_text())
 

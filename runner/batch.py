@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 
 from runner.client import ComfyClient, RetryPolicy
 from runner.errors import ComfyRunError, ExitCode
-from runner.outputs import collect_outputs
+from runner.client.outputs import collect_outputs
 from runner.registry import Entry, Registry, load_registry, resolve_workflow
 from runner.workflow import PreparedWorkflow, load_workflow, prepare_workflow
 from runner.workflow.errors import WorkflowError

@@ -22,7 +22,7 @@ from runner.events import (
     Progress,
     Queued,
 )
-from runner.outputs import Manifest
+from runner.client.outputs import Manifest
 
 
 class Reporter:

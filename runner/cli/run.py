@@ -16,7 +16,7 @@ from runner.cli.report import JsonReporter, Reporter, exit_code_for
 from runner.client import ComfyClient, Deadline
 from runner.errors import CancelledByUserError, ComfyRunError, ExitCode
 from runner.events import Event, Queued
-from runner.outputs import collect_outputs, missing_websocket_images
+from runner.client.outputs import collect_outputs, missing_websocket_images
 from runner.previews import PreviewSaver
 
 

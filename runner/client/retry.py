@@ -1,10 +1,15 @@
-"""Retry timing and wall-clock deadlines, shared by the HTTP and websocket sides of the client."""
+"""Retry timing, the websocket's reopen backoff and wall-clock deadlines, shared by both clients."""
 
 from __future__ import annotations
 
 import random
 import time
 from dataclasses import dataclass
+
+from runner.events import ConnectionNote
+
+# Statuses worth another try: rate limiting and the server (or a proxy in front of it) in trouble.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 @dataclass
@@ -46,3 +51,44 @@ def parse_retry_after(value: str | None) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+class SocketBackoff:
+    """When the websocket may be (re)opened, and which changes of its state are worth a note.
+
+    The first failure to open is reported (``unavailable``: the client polls ``/history`` meanwhile),
+    later ones are not; a reopen after a working socket is ``reconnected``; a socket that breaks is
+    ``lost``. Attempts are spaced by the retry policy's backoff.
+    """
+
+    def __init__(self, retry: RetryPolicy) -> None:
+        self.retry = retry
+        self.failures = 0
+        self.next_attempt = 0.0
+        self.ever_open = False
+
+    def may_open(self) -> bool:
+        return time.monotonic() >= self.next_attempt
+
+    def pause(self, timeout: float) -> float:
+        """How long to wait, at most ``timeout``, while the socket is closed."""
+        until_next = max(0.0, self.next_attempt - time.monotonic())
+        return max(0.0, min(timeout, until_next or timeout))
+
+    def opened(self) -> ConnectionNote | None:
+        reconnected = self.ever_open
+        self.ever_open = True
+        self.failures = 0
+        return ConnectionNote(prompt_id="", state="reconnected") if reconnected else None
+
+    def open_failed(self, detail: str) -> ConnectionNote | None:
+        self.failures += 1
+        self.next_attempt = time.monotonic() + self.retry.delay(min(self.failures - 1, 5))
+        if self.failures == 1:
+            return ConnectionNote(prompt_id="", state="unavailable", detail=f"{detail}; polling /history")
+        return None
+
+    def lost(self, detail: str) -> ConnectionNote:
+        self.failures = 1
+        self.next_attempt = time.monotonic() + self.retry.delay(0)
+        return ConnectionNote(prompt_id="", state="lost", detail=detail)

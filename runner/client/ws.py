@@ -1,4 +1,4 @@
-"""The websocket side of the client: one ``/ws`` connection, reopened with backoff when it fails."""
+"""The blocking websocket of :class:`runner.ComfyClient`: one ``/ws`` connection, reopened with backoff."""
 
 from __future__ import annotations
 
@@ -6,23 +6,24 @@ import inspect
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import connect as ws_connect
 
 from runner.client.messages import FEATURE_FLAGS
-from runner.client.retry import RetryPolicy
+from runner.client.retry import RetryPolicy, SocketBackoff
 from runner.events import ConnectionNote
 
 log = logging.getLogger(__name__)
 
+# Options both websocket clients open the socket with: big frames (images), no compression.
+SOCKET_OPTIONS: dict[str, Any] = {"close_timeout": 1.0, "ping_interval": 20, "ping_timeout": 20,
+                                  "max_size": 64 * 1024 * 1024, "compression": None}
+OPEN_ERRORS = (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed)
 
-def websocket_url(server: str, client_id: str) -> str:
-    """The ``/ws`` URL at the same base (and path prefix) as ``server``."""
-    parts = urlsplit(server)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    return urlunsplit((scheme, parts.netloc, parts.path + "/ws", f"clientId={client_id}", ""))
+
+def auth_headers(token: str | None) -> dict[str, str] | None:
+    return {"Authorization": f"Bearer {token}"} if token else None
 
 
 def _ws_connect_kwargs() -> dict[str, Any]:
@@ -49,38 +50,24 @@ class EventSocket:
         self.url = url
         self._token = token
         self.connect_timeout = connect_timeout
-        self.retry = retry
         self.enabled = enabled
+        self.backoff = SocketBackoff(retry)
         self._ws: Any = None
-        self._failures = 0
-        self._next_attempt = 0.0
-        self._ever_open = False
 
     def open(self) -> ConnectionNote | None:
         """Open the socket if it is closed and the backoff allows; returns a note when state changed."""
-        if self._ws is not None or not self.enabled or time.monotonic() < self._next_attempt:
+        if self._ws is not None or not self.enabled or not self.backoff.may_open():
             return None
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
         try:
-            self._ws = ws_connect(
-                self.url, additional_headers=headers,
-                open_timeout=self.connect_timeout, close_timeout=1.0, ping_interval=20, ping_timeout=20,
-                max_size=64 * 1024 * 1024, compression=None, **_ws_connect_kwargs(),
-            )
+            self._ws = ws_connect(self.url, additional_headers=auth_headers(self._token),
+                                  open_timeout=self.connect_timeout, **SOCKET_OPTIONS, **_ws_connect_kwargs())
             # Ask for image frames that name their node and prompt (servers without the feature ignore it).
             self._ws.send(FEATURE_FLAGS)
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError, ConnectionClosed) as exc:
+        except OPEN_ERRORS as exc:
             self.close()
-            self._failures += 1
-            self._next_attempt = time.monotonic() + self.retry.delay(min(self._failures - 1, 5))
             log.debug("websocket unavailable: %s", type(exc).__name__)
-            if self._failures == 1:
-                return ConnectionNote(prompt_id="", state="unavailable", detail=f"{type(exc).__name__}; polling /history")
-            return None
-        reconnected = self._ever_open
-        self._ever_open = True
-        self._failures = 0
-        return ConnectionNote(prompt_id="", state="reconnected") if reconnected else None
+            return self.backoff.open_failed(type(exc).__name__)
+        return self.backoff.opened()
 
     def close(self) -> None:
         if self._ws is not None:
@@ -94,7 +81,7 @@ class EventSocket:
         """One websocket message (or None after ``timeout``), plus a note if the socket changed."""
         note = self.open()
         if self._ws is None:
-            time.sleep(max(0.0, min(timeout, max(0.0, self._next_attempt - time.monotonic()) or timeout)))
+            time.sleep(self.backoff.pause(timeout))
             return None, note
         try:
             return self._ws.recv(timeout=max(0.0, timeout)), note
@@ -102,6 +89,4 @@ class EventSocket:
             return None, note
         except (ConnectionClosed, OSError) as exc:
             self.close()
-            self._failures = 1
-            self._next_attempt = time.monotonic() + self.retry.delay(0)
-            return None, ConnectionNote(prompt_id="", state="lost", detail=type(exc).__name__)
+            return None, self.backoff.lost(type(exc).__name__)

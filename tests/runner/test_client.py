@@ -215,7 +215,7 @@ def test_5xx_is_retried_for_idempotent_requests(comfy_server: FakeComfyServer) -
 
 
 def test_retry_after_is_honoured(comfy_server: FakeComfyServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.client.http as client_module
+    import runner.client.comfy as client_module  # the blocking transport sleeps there
 
     slept: list[float] = []
     monkeypatch.setattr(client_module.time, "sleep", lambda s: slept.append(s))

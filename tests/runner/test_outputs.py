@@ -11,7 +11,7 @@ import pytest
 from fake_server import FakeComfyServer
 from runner import ComfyClient, RetryPolicy
 from runner.errors import OutputError
-from runner.outputs import collect_outputs, list_outputs
+from runner.client.outputs import collect_outputs, list_outputs
 
 FAST = RetryPolicy(retries=2, base_delay=0.01, max_delay=0.02)
 

@@ -17,7 +17,7 @@ from runner.cli import main
 from runner.client.messages import parse_message
 from runner.client.tracker import RunTracker
 from runner.events import ImageOutput, Preview
-from runner.outputs import collect_outputs
+from runner.client.outputs import collect_outputs
 
 WS_WORKFLOW = Path(__file__).parent / "fixtures" / "roundtrip" / "06_ws_image.roundtrip.api.json"  # batch of 2
 

@@ -24,17 +24,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from runner.client import ComfyClient, RunResult
+from runner.client.actions import Download, Downloaded, Reply, Sleep, Unreachable, WriteFailed
+from runner.client.endpoints import ServerCalls, Steps
+from runner.client.results import RunResult
+from runner.client.retry import RETRY_STATUSES
 from runner.client.tracker import WEBSOCKET_OUTPUT_CLASSES
-from runner.errors import OutputError, ProtocolError, ServerUnreachableError
+from runner.errors import OutputError
 from runner.events import ImageOutput
 
 VIDEO_EXTENSIONS = {".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"}
 AUDIO_EXTENSIONS = {".flac", ".mp3", ".wav", ".ogg", ".opus", ".m4a"}
 METADATA_KEYS = {"animated"}  # flags that describe other items rather than being outputs
-CHUNK = 1024 * 1024
 MANIFEST_NAME = "manifest.json"
 WEBSOCKET_KEY = "websocket"  # manifest ``key`` of images that came as websocket frames
 IMAGE_EXTENSIONS = {"png": "png", "jpeg": "jpg", "jpg": "jpg", "webp": "webp"}
@@ -135,34 +135,28 @@ def missing_websocket_images(workflow: dict[str, Any], result: RunResult) -> lis
             if isinstance(node, dict) and node.get("class_type") in WEBSOCKET_OUTPUT_CLASSES and node_id not in received]
 
 
-def download(client: ComfyClient, item: OutputItem, target: Path) -> tuple[int, str]:
-    """Stream one ``/view`` file to ``target`` (atomic); returns (size, sha256). Retries transient failures."""
-    partial = target.with_name(f".{target.name}.part")
-    attempts = client.retry.retries + 1
+def download_steps(calls: ServerCalls, item: OutputItem, target: Path) -> Steps[tuple[int, str]]:
+    """Stream one ``/view`` file to ``target`` (atomic); returns (size, sha256). Retries transient failures:
+    no connection, 5xx / 429, a body that broke off mid-way."""
+    attempts = calls.retry.retries + 1
+    problem = ""
     for attempt in range(attempts):
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with client.request("GET", "/view", params=item.view_params(), stream=True) as response:
-                with partial.open("wb") as fh:
-                    for chunk in response.iter_content(CHUNK):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-            os.replace(partial, target)
-            return size, digest.hexdigest()
-        except requests.RequestException as exc:  # the stream broke mid-way: fetch the file again
-            partial.unlink(missing_ok=True)
-            if attempt + 1 == attempts:
-                raise OutputError(f"could not download {item.filename!r} (node {item.node_id}): {exc}") from None
-            time.sleep(client.retry.delay(attempt))
-        except (ProtocolError, ServerUnreachableError) as exc:  # already retried by client.request
-            partial.unlink(missing_ok=True)
-            raise OutputError(f"could not download {item.filename!r} (node {item.node_id}): {exc}") from None
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    raise AssertionError("unreachable")
+        outcome = yield Download(item.view_params(), target, calls.timeout, calls.connect_timeout)
+        if isinstance(outcome, Downloaded):
+            return outcome.size, outcome.sha256
+        if isinstance(outcome, WriteFailed):
+            raise OutputError(f"cannot write {outcome.path}: {outcome.detail}")
+        if isinstance(outcome, Reply):
+            problem = f"GET /view answered {outcome.status_code} {outcome.reason}"
+            if outcome.status_code not in RETRY_STATUSES:
+                break
+        elif isinstance(outcome, Unreachable):
+            problem = str(calls.unreachable(outcome.detail))
+        else:
+            problem = outcome.detail
+        if attempt + 1 < attempts:
+            yield Sleep(calls.retry.delay(attempt))
+    raise OutputError(f"could not download {item.filename!r} (node {item.node_id}): {problem}")
 
 
 @dataclass
@@ -180,8 +174,13 @@ class Manifest:
         return asdict(self)
 
 
-def collect_outputs(
-    client: ComfyClient,
+def collect_outputs(client: Any, result: RunResult, out_dir: str | Path, **options: Any) -> Manifest:
+    """:meth:`runner.ComfyClient.download_outputs` as a function (options as :func:`output_steps`)."""
+    return client.download_outputs(result, out_dir, **options)
+
+
+def output_steps(
+    calls: ServerCalls,
     result: RunResult,
     out_dir: str | Path,
     *,
@@ -189,7 +188,7 @@ def collect_outputs(
     class_types: dict[str, str] | None = None,
     overrides: list[Any] | None = None,
     previews: list[dict[str, Any]] | None = None,
-) -> Manifest:
+) -> Steps[Manifest]:
     """Download every output of ``result`` into ``out_dir`` and write ``manifest.json`` there.
 
     ``previews`` (records of previews already saved, see :mod:`runner.previews`) are listed in the
@@ -218,7 +217,7 @@ def collect_outputs(
             _write_atomic(target, data)
             size, sha = len(data), hashlib.sha256(data).hexdigest()
         else:
-            size, sha = download(client, item, target)
+            size, sha = yield from download_steps(calls, item, target)
         records.append({
             "node_id": item.node_id, "class_type": class_types.get(item.node_id), "title": titles.get(item.node_id),
             "key": item.key, "kind": item.kind, "index": item.index, "path": item.local_name,
@@ -227,7 +226,7 @@ def collect_outputs(
         })
     timings = dict(result.timings)
     timings["download_s"] = round(time.monotonic() - started, 4)
-    manifest = Manifest(result.prompt_id, client.server, result.state.value, records, others, list(overrides or []),
+    manifest = Manifest(result.prompt_id, calls.server, result.state.value, records, others, list(overrides or []),
                         timings, list(previews or []))
     _write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=2).encode("utf-8"))
     return manifest
