@@ -11,6 +11,11 @@ Nodes (category ``colorize``):
   ``extra_model_paths.yaml`` adds for ``colormnet``) or colorize's own search path; precision.
 * *Colorize Frames* (``ColorizeFrames``): IMAGE batch + reference IMAGE -> IMAGE batch.
 * *Colorize Video* (``ColorizeVideo``): VIDEO + reference IMAGE -> VIDEO, streamed file to file.
+  Both also take keyframe references and shots (``colorize --ref FRAME=PATH --shots``) and
+  output the confidence report (``colorize --report``): its JSON as STRING, its plot as IMAGE.
+* *Colorize Keyframes* (``ColorizeKeyframes``): IMAGE batch + the frame of each image -> keyframes.
+* *Load Keyframes* (``ColorizeLoadKeyframes``): a folder of ``ref_NNNNNN.png`` in the input
+  directory (``colorize --ref-dir``'s naming) -> keyframes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import ComfyExtension, InputImpl, io
 
+from colorize.comfyui import footage as film
+from colorize.comfyui import images as image_io
 from colorize.comfyui import work
 from colorize.comfyui.errors import NodeInputError
 from colorize.comfyui.models import CACHE, MEMORY_MODES, PRECISIONS, LoadedModel, RunOptions
@@ -42,6 +49,7 @@ CATEGORY = "colorize"
 DEFAULT_VIDEO_CRF = DEFAULT_CRF["libx264"]
 
 ColorMNetModel = io.Custom("COLORMNET")
+KeyframesType = io.Custom(film.KEYFRAMES_TYPE)
 
 
 class ColorizeNodeError(RuntimeError):
@@ -155,6 +163,56 @@ def _common_inputs() -> list:
     ]
 
 
+def _reference_input() -> Any:
+    # Optional since keyframes may hold frame 0's reference (a folder with ref_000000.png, or
+    # Pick Keyframes' stills, which always start at frame 0); workflows that connect it still
+    # validate as before.
+    return io.Image.Input("reference", optional=True,
+                          tooltip="Colour reference for frame 0 on; resized to the frame size (of a "
+                                  "batch, the first image). May be left out when the keyframes have "
+                                  "one for frame 0.")
+
+
+def _footage_inputs() -> list:
+    """Optional, with defaults that change nothing, so that saved workflows still validate."""
+    return [
+        KeyframesType.Input("keyframes", optional=True,
+                            tooltip="Keyframe references (Colorize Keyframes, Load Keyframes), as "
+                                    "colorize --ref FRAME=PATH: each encoded at its frame and kept "
+                                    "in memory for the rest of its shot."),
+        io.String.Input("shots", default=film.SHOTS_NONE, optional=True,
+                        tooltip="none; auto (cuts found with PySceneDetect, as colorize --shots "
+                                "auto); or cut frames, e.g. '48, 96' (each the first frame of a "
+                                "shot). At each cut the memory starts again from the latest "
+                                "reference at or before it."),
+    ]
+
+
+def _report_outputs() -> list:
+    return [
+        io.String.Output(display_name="report",
+                         tooltip="The confidence report's JSON, as colorize --report writes it "
+                                 "(per-frame scores, low-confidence spans with suggested keyframes)."),
+        io.Image.Output(display_name="plot", tooltip="The report's score plot."),
+    ]
+
+
+def _report_values(setup: Any) -> tuple[str, Any]:
+    import torch
+
+    plot = film.report_plot_rgb(setup)
+    tensor = torch.empty((1, *plot.shape), dtype=torch.float32)
+    image_io.write_rgb(plot, tensor[0])
+    return film.report_json(setup), tensor
+
+
+def _film_inputs(reference: Any, keyframes: Any, shots: Any) -> film.FootageInputs:
+    if keyframes is not None and not isinstance(keyframes, film.Keyframes):
+        raise ColorizeNodeError("keyframes must come from Colorize Keyframes or Load Keyframes")
+    return film.FootageInputs(reference=reference, keyframes=keyframes,
+                              shots=film.SHOTS_NONE if shots is None else str(shots))
+
+
 class LoadColorMNet(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -206,25 +264,28 @@ class ColorizeFrames(io.ComfyNode):
             inputs=[
                 ColorMNetModel.Input("model"),
                 io.Image.Input("images", tooltip="The frames, in order; colour is taken from their luminance."),
-                io.Image.Input("reference", tooltip="Colour reference; resized to the frame size. "
-                                                    "Of a batch, the first image is used."),
+                _reference_input(),
                 *_common_inputs(),
+                *_footage_inputs(),
             ],
-            outputs=[io.Image.Output(display_name="images")],
+            outputs=[io.Image.Output(display_name="images"), *_report_outputs()],
         )
 
     @classmethod
-    def execute(cls, model: LoadedModel, images, reference, reference_is_first_frame: bool,
-                memory_mode: str, max_side: int) -> io.NodeOutput:
+    def execute(cls, model: LoadedModel, images, reference_is_first_frame: bool,
+                memory_mode: str, max_side: int, reference=None, keyframes=None,
+                shots: str = film.SHOTS_NONE) -> io.NodeOutput:
         options = _options(memory_mode, max_side, reference_is_first_frame)
         try:
+            inputs = _film_inputs(reference, keyframes, shots)
             work_model = _ready(model)
             count = int(images.shape[0]) if getattr(images, "dim", lambda: 0)() == 4 else 0
-            result = work.colorize_batch(work_model.colorizer(options), images, reference,
-                                         _progress(count), _check_interrupt)
+            result, setup = work.colorize_batch(work_model.colorizer(options), images, inputs,
+                                                _progress(count), _check_interrupt)
+            report, plot = _report_values(setup)
         except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
             raise _run_errors(error, "Colorize Frames") from None
-        return io.NodeOutput(result)
+        return io.NodeOutput(result, report, plot)
 
 
 def _video_source(video: Any, scratch: Path) -> tuple[Path, Path | None]:
@@ -259,20 +320,22 @@ class ColorizeVideo(io.ComfyNode):
             inputs=[
                 ColorMNetModel.Input("model"),
                 io.Video.Input("video", tooltip="The video to colorize (for example from Load Video)."),
-                io.Image.Input("reference", tooltip="Colour reference; resized to the frame size."),
+                _reference_input(),
                 *_common_inputs(),
                 # Optional, so that workflows saved before it existed still validate.
                 io.Int.Input("crf", default=DEFAULT_VIDEO_CRF, min=0, max=51, optional=True,
                              tooltip="H.264 quality of the colorized video, as colorize --crf: "
                                      f"{DEFAULT_VIDEO_CRF} looks like the frames, lower is larger, "
                                      "0 is lossless (exact frames, for comparisons)."),
+                *_footage_inputs(),
             ],
-            outputs=[io.Video.Output(display_name="video")],
+            outputs=[io.Video.Output(display_name="video"), *_report_outputs()],
         )
 
     @classmethod
-    def execute(cls, model: LoadedModel, video, reference, reference_is_first_frame: bool,
-                memory_mode: str, max_side: int, crf: int = DEFAULT_VIDEO_CRF) -> io.NodeOutput:
+    def execute(cls, model: LoadedModel, video, reference_is_first_frame: bool,
+                memory_mode: str, max_side: int, crf: int = DEFAULT_VIDEO_CRF, reference=None,
+                keyframes=None, shots: str = film.SHOTS_NONE) -> io.NodeOutput:
         options = _options(memory_mode, max_side, reference_is_first_frame)
         if not 0 <= int(crf) <= 51:
             raise ColorizeNodeError(f"Colorize Video: crf must be 0-51 (0 is lossless), got {crf}")
@@ -281,19 +344,96 @@ class ColorizeVideo(io.ComfyNode):
         output = scratch / f"{uuid.uuid4().hex}.mp4"
         copy = None
         try:
+            inputs = _film_inputs(reference, keyframes, shots)
             source, copy = _video_source(video, scratch)
             work_model = _ready(model)
-            work.colorize_video_file(work_model.colorizer(options), source, reference, output,
-                                     _progress(0), _check_interrupt, crf=int(crf))
+            _, setup = work.colorize_video_file(work_model.colorizer(options), source, inputs, output,
+                                                _progress(0), _check_interrupt, crf=int(crf))
+            report, plot = _report_values(setup)
         except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
             raise _run_errors(error, "Colorize Video") from None
         finally:
             if copy is not None:
                 copy.unlink(missing_ok=True)
-        return io.NodeOutput(InputImpl.VideoFromFile(str(output)))
+        return io.NodeOutput(InputImpl.VideoFromFile(str(output)), report, plot)
 
 
-NODES = [LoadColorMNet, ColorizeFrames, ColorizeVideo]
+class ColorizeKeyframes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ColorizeKeyframes",
+            display_name="Colorize Keyframes",
+            category=CATEGORY,
+            description="Keyframe references for Colorize Video / Frames: each image of the batch "
+                        "applies from its frame on, as colorize --ref FRAME=PATH.",
+            inputs=[
+                io.Image.Input("images", tooltip="The colour references, one per entry of frames."),
+                io.String.Input("frames", default="0", multiline=False,
+                                tooltip="The frame of each image, in batch order, e.g. '0, 120, 300' "
+                                        "(0-based, decode order). '120+300' gives one image two frames."),
+                KeyframesType.Input("keyframes", optional=True,
+                                    tooltip="More keyframes to add these to (chains several sources)."),
+            ],
+            outputs=[KeyframesType.Output(display_name="keyframes")],
+        )
+
+    @classmethod
+    def execute(cls, images, frames: str, keyframes=None) -> io.NodeOutput:
+        try:
+            return io.NodeOutput(film.keyframes_from_batch(images, frames, "Colorize Keyframes", keyframes))
+        except ColorizeError as error:
+            raise ColorizeNodeError(f"Colorize Keyframes: {error}") from None
+
+
+def _input_folder(name: str) -> Path:
+    """``name`` inside ComfyUI's input directory (never outside it)."""
+    root = Path(folder_paths.get_input_directory()).resolve()
+    folder = (root / (name or "").strip()).resolve()
+    if folder != root and root not in folder.parents:
+        raise ColorizeNodeError(f"Load Keyframes: folder {name!r} is outside ComfyUI's input "
+                                "directory; give a folder inside it")
+    return folder
+
+
+class LoadKeyframes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ColorizeLoadKeyframes",
+            display_name="Load Keyframes",
+            category=CATEGORY,
+            description="Keyframe references from a folder of ref_NNNNNN.png in ComfyUI's input "
+                        "directory (ref_000120.png applies from frame 120), as colorize --ref-dir.",
+            inputs=[
+                io.String.Input("folder", default="keyframes",
+                                tooltip="A folder in ComfyUI's input directory holding ref_<frame>.<ext> "
+                                        "images (ref_000000.png, if present, is frame 0's reference)."),
+                KeyframesType.Input("keyframes", optional=True,
+                                    tooltip="More keyframes to add these to."),
+            ],
+            outputs=[KeyframesType.Output(display_name="keyframes")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(cls, folder: str, keyframes=None) -> Any:
+        try:
+            entries = sorted(_input_folder(folder).iterdir())
+            return tuple((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries)
+        except (ColorizeNodeError, OSError):
+            return float("nan")  # never equal: the error is raised again on execution
+
+    @classmethod
+    def execute(cls, folder: str, keyframes=None) -> io.NodeOutput:
+        path = _input_folder(folder)
+        try:
+            root = Path(folder_paths.get_input_directory()).resolve()
+            return io.NodeOutput(film.keyframes_from_folder(path, root, "Load Keyframes", keyframes))
+        except ColorizeError as error:
+            raise ColorizeNodeError(f"{error}") from None
+
+
+NODES = [LoadColorMNet, ColorizeFrames, ColorizeVideo, ColorizeKeyframes, LoadKeyframes]
 
 
 class ColorizeExtension(ComfyExtension):

@@ -57,16 +57,17 @@ def parse_ref_option(text: str) -> ReferenceSpec:
     return ReferenceSpec(Path(match.group(2)), int(match.group(1)))
 
 
-def read_reference_dir(folder: Path) -> list[ReferenceSpec]:
-    """The ``ref_<frame>.<ext>`` files of ``folder``, sorted by frame."""
+def read_reference_dir(folder: Path, origin: str = "--ref-dir") -> list[ReferenceSpec]:
+    """The ``ref_<frame>.<ext>`` files of ``folder``, sorted by frame; ``origin`` names where
+    the folder was given in messages (the option, or the node)."""
     if not folder.exists():
-        raise ReferenceUnreadableError(f"--ref-dir folder not found: {folder}")
+        raise ReferenceUnreadableError(f"{origin} folder not found: {folder}")
     if not folder.is_dir():
-        raise ReferenceUnreadableError(f"--ref-dir must be a folder: {folder}")
+        raise ReferenceUnreadableError(f"{origin} must be a folder: {folder}")
     try:
         entries = sorted(folder.iterdir())
     except OSError as error:
-        raise ReferenceUnreadableError(f"cannot list --ref-dir {folder}: {error.strerror}") from None
+        raise ReferenceUnreadableError(f"cannot list {origin} {folder}: {error.strerror}") from None
     specs: list[ReferenceSpec] = []
     skipped: list[str] = []
     for entry in entries:
@@ -76,13 +77,13 @@ def read_reference_dir(folder: Path) -> list[ReferenceSpec]:
         if match is None or entry.is_dir():
             skipped.append(entry.name)
             continue
-        specs.append(ReferenceSpec(entry, int(match.group(1)), origin="--ref-dir"))
+        specs.append(ReferenceSpec(entry, int(match.group(1)), origin=origin))
     if skipped:
-        logger.info("--ref-dir %s: skipped %d file(s) not named ref_<frame>.<ext> (%s)", folder,
+        logger.info("%s %s: skipped %d file(s) not named ref_<frame>.<ext> (%s)", origin, folder,
                     len(skipped), ", ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
     if not specs:
         raise ReferenceUnreadableError(
-            f"--ref-dir {folder} holds no ref_<frame>.<ext> images (e.g. ref_000000.png)")
+            f"{origin} {folder} holds no ref_<frame>.<ext> images (e.g. ref_000000.png)")
     return sorted(specs, key=lambda spec: spec.frame)
 
 

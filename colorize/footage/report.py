@@ -315,13 +315,7 @@ class ConfidenceReport:
         a reader never sees half a report. Raises :class:`OutputWriteError` when it cannot.
         """
         path = Path(path)
-        data = self.to_json()
-        frames = data.pop("frames")
-        head = json.dumps(data, indent=2, ensure_ascii=False)
-        # One line per frame keeps a film's report readable and diffable.
-        lines = ",\n".join("    " + json.dumps(f, ensure_ascii=False) for f in frames)
-        body = head[: head.rindex("}")].rstrip()
-        text = body + ',\n  "frames": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
+        text = self.json_text()
         _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
         written = [path]
         plot = self._write_png(path.with_name(path.stem + ".png"))
@@ -331,7 +325,25 @@ class ConfidenceReport:
         written.append(plot)
         return written
 
+    def json_text(self) -> str:
+        """The JSON file's text: :meth:`to_json` with one line per frame."""
+        data = self.to_json()
+        frames = data.pop("frames")
+        head = json.dumps(data, indent=2, ensure_ascii=False)
+        # One line per frame keeps a film's report readable and diffable.
+        lines = ",\n".join("    " + json.dumps(f, ensure_ascii=False) for f in frames)
+        body = head[: head.rindex("}")].rstrip()
+        return body + ',\n  "frames": [\n' + lines + ("\n" if lines else "") + "  ]\n}\n"
+
     def _write_png(self, target: Path) -> Path | None:
+        figure = self.plot_figure()
+        if figure is None:
+            return None
+        _atomic_write(target, lambda handle: figure.savefig(handle, format="png"))
+        return target
+
+    def plot_figure(self) -> Any:
+        """The score plot as a matplotlib Figure (Agg canvas), or None without matplotlib."""
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -359,8 +371,7 @@ class ConfidenceReport:
         axes.set_title(f"Memory-match score{' - ' + Path(self.input).name if self.input else ''}")
         axes.legend(loc="lower left", fontsize="small")
         figure.tight_layout()
-        _atomic_write(target, lambda handle: figure.savefig(handle, format="png"))
-        return target
+        return figure
 
     def text_plot(self, width: int = 100, height: int = 10) -> str:
         """A plain-text plot: one column per bucket of frames showing its lowest score."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
+#: Reads one reference: its path (or label) and the (W, H) frame size -> RGB at that size. The
+#: CLI reads files; the ComfyUI nodes look up IMAGE inputs by their label.
+ReferenceReader = Callable[[Path, tuple[int, int]], np.ndarray]
+
 SCORE_DEFINITION = (
     "mean over the frame's stride-16 positions of exp(s_max / 64), s_max <= 0 being the "
     "position's best memory similarity (minus the selection-weighted squared key distance, "
@@ -40,12 +44,14 @@ SCORE_DEFINITION = (
 class _KeyframeImages(Mapping):
     """Frame -> RGB at the frame size, each read when the engine reaches it (not all at once)."""
 
-    def __init__(self, schedule: ReferenceSchedule, size: tuple[int, int]) -> None:
+    def __init__(self, schedule: ReferenceSchedule, size: tuple[int, int],
+                 read: ReferenceReader) -> None:
         self._schedule = schedule
         self._size = size
+        self._read = read
 
     def __getitem__(self, frame: int) -> np.ndarray:
-        return load_reference(self._schedule.keyframes[frame], self._size)
+        return self._read(self._schedule.keyframes[frame], self._size)
 
     def __iter__(self) -> Iterator[int]:
         return iter(sorted(self._schedule.keyframes))
@@ -65,6 +71,7 @@ class FootageSetup:
     report: "ConfidenceReport | None" = None
     report_path: Path | None = None
     main_reference: np.ndarray | None = None
+    read: ReferenceReader = load_reference
     _cut_set: set[int] = field(default_factory=set, repr=False)
     _last_frame_seen: int = field(default=-1, repr=False)
 
@@ -72,17 +79,28 @@ class FootageSetup:
     def prepare(cls, schedule: ReferenceSchedule, *, frame_size: tuple[int, int],
                 frame_count: int | None, frame_count_exact: bool, shots: str | None = None,
                 fps: float | Fraction | None = None, report_path: Path | None = None,
-                input_label: str | None = None) -> "FootageSetup":
-        """Check everything that can be checked before the run; raises ColorizeError."""
+                input_label: str | None = None, cuts: list[int] | None = None,
+                read: ReferenceReader = load_reference, report: bool = False) -> "FootageSetup":
+        """Check everything that can be checked before the run; raises ColorizeError.
+
+        ``shots`` is ``"auto"`` or a shots file; ``cuts`` gives the cut frames directly instead
+        (checked as a file's are). ``report``: keep a report in memory even without a path.
+        """
         exact = frame_count if frame_count_exact else None
         schedule.check_frame_count(exact)
-        main = load_reference(schedule.main, frame_size)
+        main = read(schedule.main, frame_size)
         for frame in schedule.keyframes:
             # Decoded once here so that an unreadable file stops the run before any work; the
             # pixels are read again at their frame instead of being held for the whole video.
-            load_reference(schedule.keyframes[frame], frame_size)
-        cuts = detector = None
-        if shots == "auto":
+            read(schedule.keyframes[frame], frame_size)
+        detector = None
+        if cuts is not None and shots is not None:
+            raise ValueError("give shots (auto or a file) or cuts, not both")
+        if cuts is not None:
+            from colorize.footage.shots import check_cuts
+
+            cuts = check_cuts(cuts, exact)
+        elif shots == "auto":
             from colorize.footage.shots import CutDetector
 
             detector = CutDetector(fps=fps or 25)
@@ -90,13 +108,13 @@ class FootageSetup:
             from colorize.footage.shots import read_shots_file
 
             cuts = read_shots_file(Path(shots), exact, fps=fps)
-        report = None
-        if report_path is not None:
+        confidence = None
+        if report_path is not None or report:
             from colorize.footage.report import ConfidenceReport
 
-            report = ConfidenceReport(input=input_label, fps=float(fps) if fps else None,
-                                      score_definition=SCORE_DEFINITION)
-        setup = cls(schedule, frame_size, cuts, detector, report, report_path, main)
+            confidence = ConfidenceReport(input=input_label, fps=float(fps) if fps else None,
+                                          score_definition=SCORE_DEFINITION)
+        setup = cls(schedule, frame_size, cuts, detector, confidence, report_path, main, read)
         setup._cut_set = set(cuts or ())
         return setup
 
@@ -121,7 +139,7 @@ class FootageSetup:
         from colorize.engine.guide import VideoGuide
 
         shots = self.cuts is not None or self.detector is not None
-        return VideoGuide(keyframes=_KeyframeImages(self.schedule, self.frame_size),
+        return VideoGuide(keyframes=_KeyframeImages(self.schedule, self.frame_size, self.read),
                           is_cut=self.is_cut if shots else None,
                           on_frame=self._record if self.report is not None else None)
 

@@ -43,6 +43,7 @@ from colorize.errors import ColorizeError, ShotListError
 __all__ = [
     "CutDetector",
     "CutDetectorConfig",
+    "check_cuts",
     "detect_cuts",
     "Shot",
     "read_shots_file",
@@ -105,6 +106,16 @@ def shots_from_cuts(cuts: Iterable[int], frame_count: int) -> list[Shot]:
         return []
     ends = starts[1:] + [frame_count]
     return [Shot(index=i, start=s, end=e) for i, (s, e) in enumerate(zip(starts, ends))]
+
+
+def check_cuts(cuts: Iterable[int], frame_count: int | None) -> list[int]:
+    """A cut list given directly (not read from a file): strictly increasing, inside the video
+    when its length is known; 0 dropped. Raises :class:`ShotListError` as :func:`shots_from_cuts`."""
+    cuts = [int(cut) for cut in cuts]
+    if any(cut < 0 for cut in cuts):
+        raise ShotListError(f"cut at frame {min(cuts)} is negative; frames count from 0")
+    shots = shots_from_cuts(cuts, frame_count if frame_count is not None else max(cuts, default=0) + 1)
+    return [shot.start for shot in shots[1:]]
 
 
 def shot_index_at(cuts: list[int], frame: int) -> int:

@@ -43,6 +43,10 @@ class Comfy:
     def temp_dir(self) -> Path:
         return self.root / "temp"
 
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "input"
+
 
 def _record_class(name: str, **defaults: Any) -> type:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -62,6 +66,7 @@ def build(root: Path) -> Comfy:
     comfy = Comfy(root)
     comfy.models_dir.mkdir(parents=True, exist_ok=True)
     comfy.temp_dir.mkdir(parents=True, exist_ok=True)
+    comfy.input_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- comfy_api.latest
     io = types.SimpleNamespace()
@@ -178,6 +183,7 @@ def build(root: Path) -> Comfy:
     folders.get_filename_list = get_filename_list
     folders.get_full_path = get_full_path
     folders.get_temp_directory = lambda: str(comfy.temp_dir)
+    folders.get_input_directory = lambda: str(comfy.input_dir)
 
     comfy.modules = {
         "comfy_api": comfy_api, "comfy_api.latest": latest, "comfy": package, "comfy.utils": utils,

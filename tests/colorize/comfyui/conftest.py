@@ -41,3 +41,16 @@ def synthetic_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("colormnet") / "synthetic.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
+
+
+@pytest.fixture
+def loaded(comfy, synthetic_weights):
+    """The stand-in with the synthetic checkpoint in models/colormnet, loaded through the node."""
+    import os
+
+    state, nodes = comfy
+    folder = state.models_dir / "colormnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.symlink(synthetic_weights, folder / "synthetic.safetensors")
+    model = nodes.LoadColorMNet.execute(checkpoint="synthetic.safetensors", precision="fp32").args[0]
+    return state, nodes, model

@@ -22,11 +22,19 @@ from colorize.comfyui.models import RunOptions
 from colorize.errors import OutOfDeviceMemoryError
 
 
+class GuidedFake(FakeColorizer):
+    """The fake colorizer taking the engine guide the nodes always pass (for their report)."""
+
+    def colorize(self, frames, reference, guide=None):
+        self.guide = guide
+        return super().colorize(frames, reference)
+
+
 @dataclass
 class FakeModel:
-    """Stands for LoadedModel: hands out a FakeColorizer, records the options."""
+    """Stands for LoadedModel: hands out a fake colorizer, records the options."""
 
-    fake: FakeColorizer = field(default_factory=FakeColorizer)
+    fake: FakeColorizer = field(default_factory=GuidedFake)
     options: list[RunOptions] = field(default_factory=list)
     released: bool = False
     holder: object = "patcher"
@@ -41,19 +49,37 @@ def run_frames(nodes, model, images, reference, **knobs):
     return nodes.ColorizeFrames.execute(model=model, images=images, reference=reference, **values).args[0]
 
 
-def test_schema_lists_three_nodes_in_category_colorize(comfy):
+NODE_IDS = {"ColorizeLoadColorMNet", "ColorizeFrames", "ColorizeVideo", "ColorizeKeyframes",
+            "ColorizeLoadKeyframes"}
+#: Inputs the first release of each node had: they stay required; everything added is optional.
+FIRST_RELEASE = {"ColorizeFrames": ["model", "images", "reference_is_first_frame", "memory_mode", "max_side"],
+                 "ColorizeVideo": ["model", "video", "reference_is_first_frame", "memory_mode", "max_side"]}
+
+
+def test_schema_lists_the_nodes_in_category_colorize(comfy):
     _, nodes = comfy
     extension = asyncio.run(nodes.comfy_entrypoint())
     classes = asyncio.run(extension.get_node_list())
     schemas = [cls.define_schema() for cls in classes]
-    assert {s.node_id for s in schemas} == {"ColorizeLoadColorMNet", "ColorizeFrames", "ColorizeVideo"}
+    assert {s.node_id for s in schemas} == NODE_IDS
     assert {s.category for s in schemas} == {"colorize"}
     video = next(s for s in schemas if s.node_id == "ColorizeVideo")
     assert [type(i).__name__ for i in video.inputs][:3] == ["COLORMNET.Input", "VIDEO.Input", "IMAGE.Input"]
-    assert [i.args[0] for i in video.inputs][3:] == ["reference_is_first_frame", "memory_mode", "max_side", "crf"]
-    crf = video.inputs[-1]
-    # Optional: API workflows saved before the input existed still validate.
-    assert crf.optional is True and crf.default == 18
+    assert [i.args[0] for i in video.inputs][2:] == ["reference", "reference_is_first_frame", "memory_mode",
+                                                     "max_side", "crf", "keyframes", "shots"]
+    assert [type(o).__name__ for o in video.outputs] == ["VIDEO.Output", "STRING.Output", "IMAGE.Output"]
+
+
+@pytest.mark.parametrize("node_id", sorted(FIRST_RELEASE))
+def test_inputs_added_later_are_optional_with_defaults_that_change_nothing(comfy, node_id):
+    # API workflows saved before an input existed still validate and run as before.
+    _, nodes = comfy
+    schema = next(cls for cls in nodes.NODES if cls.define_schema().node_id == node_id).define_schema()
+    later = {i.args[0]: i for i in schema.inputs if i.args[0] not in FIRST_RELEASE[node_id]}
+    assert all(getattr(i, "optional", False) for i in later.values()), sorted(later)
+    assert later["shots"].default == "none" and not hasattr(later["keyframes"], "default")
+    if node_id == "ColorizeVideo":
+        assert later["crf"].default == 18
 
 
 def test_frames_node_keeps_count_size_and_values_of_the_colorizer(comfy):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +9,6 @@ import pytest
 
 from comfy_clips import SIZE, as_image, colourful, moving_gray
 from video_helpers import invoke, read_video, write_video
-
-
-@pytest.fixture
-def loaded(comfy, synthetic_weights):
-    """The stand-in with the synthetic checkpoint in models/colormnet, loaded through the node."""
-    state, nodes = comfy
-    folder = state.models_dir / "colormnet"
-    folder.mkdir(parents=True, exist_ok=True)
-    os.symlink(synthetic_weights, folder / "synthetic.safetensors")
-    model = nodes.LoadColorMNet.execute(checkpoint="synthetic.safetensors", precision="fp32").args[0]
-    return state, nodes, model
 
 
 def test_frames_node_equals_the_engine(loaded, synthetic_weights):
