@@ -235,3 +235,90 @@ def report_plot_rgb(setup: "FootageSetup") -> np.ndarray:
     buffer.seek(0)
     with Image.open(buffer) as picture:
         return np.asarray(picture.convert("RGB"), dtype=np.uint8).copy()
+
+
+# -- Pick Keyframes and Keep Luminance -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PickedStills:
+    """What *Pick Keyframes* outputs: one gray still per group, the frames each one serves
+    (Colorize Keyframes' ``frames`` text), and the pick as ``keyframes.json`` describes it."""
+
+    stills: list[np.ndarray]
+    frames_text: str
+    info: dict
+
+
+def _suggestions(report_text: str | None) -> list:
+    """The low-confidence keyframes of an earlier run's report (a Colorize node's report output)."""
+    import json
+
+    from colorize.footage.report import ConfidenceReport
+    from colorize.references import Suggestion
+
+    if not (report_text or "").strip():
+        return []
+    try:
+        report = ConfidenceReport.from_json(json.loads(report_text))
+    except (ValueError, KeyError, TypeError) as error:
+        raise NodeInputError(f"report: not a colorize confidence report ({error}); connect the "
+                             "report output of Colorize Video or Colorize Frames") from None
+    return [Suggestion(span.keyframe, span.end) for span in report.low_confidence_spans()]
+
+
+def pick_stills(frames, *, frame_count: int | None, fps: "float | Fraction | None", shots: str,
+                group_shots: bool = True, group_threshold: float | None = None,
+                report_text: str | None = None, input_label: str | None = None,
+                frame_size: tuple[int, int] | None = None) -> PickedStills:
+    """``colorize keyframes``' choice (:func:`colorize.references.pick_keyframes`) over
+    ``frames`` ((index, RGB) in decode order): one still per group of alike shots."""
+    from dataclasses import asdict, replace
+
+    from colorize.references import PickConfig, pick_keyframes
+    from colorize.references.store import keyframes_json
+
+    config = PickConfig(group_shots=bool(group_shots))
+    if group_threshold is not None:
+        config = replace(config, group_threshold=float(group_threshold))
+    mode, cuts = parse_shots(shots)
+    if mode == SHOTS_AUTO:
+        from colorize.footage.shots import CutDetector
+
+        source = CutDetector(fps=fps or 25)
+    elif cuts is not None:
+        from colorize.footage.shots import check_cuts
+
+        source = check_cuts(cuts, frame_count)
+    else:
+        source = None
+    pick = pick_keyframes(frames, source, config, suggestions=_suggestions(report_text),
+                          frame_count=frame_count)
+    by_group = {still.group: still for still in pick.stills}
+    served: dict[int, list[int]] = {}
+    for keyframe in pick.keyframes:
+        served.setdefault(keyframe.group, []).append(keyframe.serves)
+    stills = sorted(pick.stills, key=lambda s: s.serves)
+    size = frame_size or (stills[0].rgb.shape[1], stills[0].rgb.shape[0])
+    info = keyframes_json(pick, by_group, input_label=input_label or "", frame_size=size,
+                          fps=float(fps) if fps else None, shots=shots, report=None,
+                          settings=asdict(config))
+    text = ", ".join("+".join(map(str, sorted(served[still.group]))) for still in stills)
+    return PickedStills([still.gray() for still in stills], text, info)
+
+
+def keep_luminance_batch(colour: "torch.Tensor", gray: "torch.Tensor") -> list[np.ndarray]:
+    """Each generated colour image on its gray still's luminance (the CLI's ``--generate``
+    merge, :func:`colorize.color.keep_luminance`), at the still's size. A batch of one on
+    either side pairs with every image of the other."""
+    from colorize.color import keep_luminance
+
+    image_io.check_batch(colour, "the colour images")
+    image_io.check_batch(gray, "the gray stills")
+    count_colour, count_gray = int(colour.shape[0]), int(gray.shape[0])
+    if count_colour != count_gray and 1 not in (count_colour, count_gray):
+        raise NodeInputError(f"{count_colour} colour image(s) but {count_gray} gray still(s); give "
+                             "one colour image per still, in the same order")
+    count = max(count_colour, count_gray)
+    return [keep_luminance(image_io.to_rgb(colour[min(i, count_colour - 1)]),
+                           image_io.to_rgb(gray[min(i, count_gray - 1)])) for i in range(count)]

@@ -16,15 +16,20 @@ Nodes (category ``colorize``):
 * *Colorize Keyframes* (``ColorizeKeyframes``): IMAGE batch + the frame of each image -> keyframes.
 * *Load Keyframes* (``ColorizeLoadKeyframes``): a folder of ``ref_NNNNNN.png`` in the input
   directory (``colorize --ref-dir``'s naming) -> keyframes.
+* *Pick Keyframes* (``ColorizePickKeyframes``): VIDEO or IMAGE batch + shots -> the gray stills
+  to colour (one per group of alike shots) and the frames each serves (``colorize keyframes``).
+* *Keep Luminance* (``ColorizeKeepLuminance``): generated colour images + their gray stills ->
+  the colour on the stills' own luminance (``colorize keyframes --generate``'s merge).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import comfy.model_management as model_management
 import comfy.utils
@@ -197,13 +202,21 @@ def _report_outputs() -> list:
     ]
 
 
-def _report_values(setup: Any) -> tuple[str, Any]:
+def _image_batch(arrays: list) -> Any:
+    """uint8 (H, W) or (H, W, 3) arrays of one size -> an IMAGE batch (B, H, W, 3)."""
+    import numpy as np
     import torch
 
-    plot = film.report_plot_rgb(setup)
-    tensor = torch.empty((1, *plot.shape), dtype=torch.float32)
-    image_io.write_rgb(plot, tensor[0])
-    return film.report_json(setup), tensor
+    first = arrays[0]
+    batch = torch.empty((len(arrays), first.shape[0], first.shape[1], 3), dtype=torch.float32)
+    for index, array in enumerate(arrays):
+        rgb = np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array
+        image_io.write_rgb(np.ascontiguousarray(rgb), batch[index])
+    return batch
+
+
+def _report_values(setup: Any) -> tuple[str, Any]:
+    return film.report_json(setup), _image_batch([film.report_plot_rgb(setup)])
 
 
 def _film_inputs(reference: Any, keyframes: Any, shots: Any) -> film.FootageInputs:
@@ -288,9 +301,17 @@ class ColorizeFrames(io.ComfyNode):
         return io.NodeOutput(result, report, plot)
 
 
-def _video_source(video: Any, scratch: Path) -> tuple[Path, Path | None]:
+def _scratch() -> Path:
+    scratch = Path(folder_paths.get_temp_directory()) / "colorize"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch
+
+
+@contextlib.contextmanager
+def _video_file(video: Any) -> Iterator[Path]:
     """A file our decoder can stream: the VIDEO's own file when it is a plain, untrimmed file,
-    else the VIDEO written once to ``scratch`` (ComfyUI streams that copy itself)."""
+    else the VIDEO written once to the scratch folder (ComfyUI streams that copy itself), removed
+    afterwards."""
     source = None
     try:
         source = video.get_stream_source() if isinstance(video, InputImpl.VideoFromFile) else None
@@ -298,14 +319,17 @@ def _video_source(video: Any, scratch: Path) -> tuple[Path, Path | None]:
         source = None
     trim = getattr(video, "get_active_trim_window", lambda: (0.0, 0.0))()
     if isinstance(source, str) and os.path.isfile(source) and not any(trim):
-        return Path(source), None
-    copy = scratch / f"{uuid.uuid4().hex}-input.mp4"
+        yield Path(source)
+        return
+    copy = _scratch() / f"{uuid.uuid4().hex}-input.mp4"
     try:
-        video.save_to(str(copy))
-    except Exception as error:  # noqa: BLE001 - e.g. a VIDEO built from zero images
+        try:
+            video.save_to(str(copy))
+        except Exception as error:  # noqa: BLE001 - e.g. a VIDEO built from zero images
+            raise NodeInputError(f"the VIDEO has no frames to colorize ({error})") from None
+        yield copy
+    finally:
         copy.unlink(missing_ok=True)
-        raise NodeInputError(f"the VIDEO has no frames to colorize ({error})") from None
-    return copy, copy
 
 
 class ColorizeVideo(io.ComfyNode):
@@ -339,22 +363,16 @@ class ColorizeVideo(io.ComfyNode):
         options = _options(memory_mode, max_side, reference_is_first_frame)
         if not 0 <= int(crf) <= 51:
             raise ColorizeNodeError(f"Colorize Video: crf must be 0-51 (0 is lossless), got {crf}")
-        scratch = Path(folder_paths.get_temp_directory()) / "colorize"
-        scratch.mkdir(parents=True, exist_ok=True)
-        output = scratch / f"{uuid.uuid4().hex}.mp4"
-        copy = None
+        output = _scratch() / f"{uuid.uuid4().hex}.mp4"
         try:
             inputs = _film_inputs(reference, keyframes, shots)
-            source, copy = _video_source(video, scratch)
-            work_model = _ready(model)
-            _, setup = work.colorize_video_file(work_model.colorizer(options), source, inputs, output,
-                                                _progress(0), _check_interrupt, crf=int(crf))
+            with _video_file(video) as source:
+                work_model = _ready(model)
+                _, setup = work.colorize_video_file(work_model.colorizer(options), source, inputs,
+                                                    output, _progress(0), _check_interrupt, crf=int(crf))
             report, plot = _report_values(setup)
         except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
             raise _run_errors(error, "Colorize Video") from None
-        finally:
-            if copy is not None:
-                copy.unlink(missing_ok=True)
         return io.NodeOutput(InputImpl.VideoFromFile(str(output)), report, plot)
 
 
@@ -433,7 +451,95 @@ class LoadKeyframes(io.ComfyNode):
             raise ColorizeNodeError(f"{error}") from None
 
 
-NODES = [LoadColorMNet, ColorizeFrames, ColorizeVideo, ColorizeKeyframes, LoadKeyframes]
+class PickKeyframes(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        from colorize.references.grouping import DEFAULT_GROUP_THRESHOLD
+
+        return io.Schema(
+            node_id="ColorizePickKeyframes",
+            display_name="Pick Keyframes",
+            category=CATEGORY,
+            description="The frames that need a colour reference, as colorize keyframes picks them: "
+                        "one good still per shot (no dark, blown-out, fading or blurred frame), shots "
+                        "of the same set-up sharing one. Colour the stills, then feed them with "
+                        "frames to Colorize Keyframes.",
+            inputs=[
+                io.Video.Input("video", optional=True, tooltip="The film (or connect images instead)."),
+                io.Image.Input("images", optional=True, tooltip="The frames of a clip, in order."),
+                io.String.Input("shots", default=film.SHOTS_AUTO,
+                                tooltip="auto (PySceneDetect, as colorize --shots auto), none (frame 0 "
+                                        "only), or cut frames, e.g. '48, 96'."),
+                io.Boolean.Input("group_shots", default=True, optional=True,
+                                 tooltip="Shots that look alike share one still (one colouring keeps a "
+                                         "place or a face the same colour in every shot)."),
+                io.Float.Input("group_threshold", default=DEFAULT_GROUP_THRESHOLD, min=0.0, max=1.0,
+                               step=0.01, optional=True,
+                               tooltip="How alike two shots must look to share a still (higher: "
+                                       "fewer shots grouped)."),
+                io.String.Input("report", optional=True, force_input=True,
+                                tooltip="The report of an earlier Colorize run: its low-confidence "
+                                        "spans get keyframes too (colorize keyframes --report)."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="stills", tooltip="One gray still per group, in frame order."),
+                io.String.Output(display_name="frames",
+                                 tooltip="The frames each still serves, for Colorize Keyframes "
+                                         "('0, 120+300': the second still serves frames 120 and 300)."),
+                io.String.Output(display_name="keyframes",
+                                 tooltip="Every keyframe as colorize keyframes' keyframes.json lists it."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, shots: str, video=None, images=None, group_shots: bool = True,
+                group_threshold: float | None = None, report: str | None = None) -> io.NodeOutput:
+        import json
+
+        if (video is None) == (images is None):
+            raise ColorizeNodeError("Pick Keyframes: connect either a VIDEO or an IMAGE batch")
+        choice = dict(shots=shots, group_shots=group_shots, group_threshold=group_threshold,
+                      report_text=report)
+        try:
+            if video is not None:
+                with _video_file(video) as source:
+                    picked = work.pick_from_video(source, _progress(0), _check_interrupt, **choice)
+            else:
+                count = int(images.shape[0]) if getattr(images, "dim", lambda: 0)() == 4 else 0
+                picked = work.pick_from_batch(images, _progress(count), _check_interrupt, **choice)
+        except Exception as error:  # noqa: BLE001 - translated, or re-raised as is
+            raise _run_errors(error, "Pick Keyframes") from None
+        return io.NodeOutput(_image_batch(picked.stills), picked.frames_text,
+                             json.dumps(picked.info, indent=2))
+
+
+class KeepLuminance(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="ColorizeKeepLuminance",
+            display_name="Keep Luminance",
+            category=CATEGORY,
+            description="Takes only the colour of generated images and puts it on their gray stills' "
+                        "own luminance (an edit model shifts details; a reference that matches its "
+                        "frame exactly is what the memory matches best), at the stills' size.",
+            inputs=[
+                io.Image.Input("images", tooltip="The coloured images (e.g. from an image-edit model)."),
+                io.Image.Input("gray", tooltip="The gray stills they were made from, in the same order."),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
+
+    @classmethod
+    def execute(cls, images, gray) -> io.NodeOutput:
+        try:
+            return io.NodeOutput(_image_batch(film.keep_luminance_batch(images, gray)))
+        except ColorizeError as error:
+            raise ColorizeNodeError(f"Keep Luminance: {error}") from None
+
+
+NODES = [LoadColorMNet, ColorizeFrames, ColorizeVideo, ColorizeKeyframes, LoadKeyframes, PickKeyframes,
+         KeepLuminance]
 
 
 class ColorizeExtension(ComfyExtension):

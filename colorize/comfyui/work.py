@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from colorize.comfyui import images as image_io
 from colorize.comfyui.errors import NodeInputError
-from colorize.comfyui.footage import FootageInputs
+from colorize.comfyui.footage import FootageInputs, PickedStills, pick_stills
 from colorize.errors import CorruptInputError, NoVideoStreamError
 from colorize.progress import ProgressReporter
 
@@ -144,3 +144,43 @@ def colorize_video_file(
             sink.abort()
             raise
     return written, footage
+
+
+def pick_from_video(source_path: Path, on_frame: OnFrame, check_interrupt: CheckInterrupt,
+                    **choice: Any) -> PickedStills:
+    """*Pick Keyframes* over a video file: frames decoded once, upright, as ``colorize keyframes``
+    reads them; ``choice`` as :func:`colorize.comfyui.footage.pick_stills` takes it."""
+    from colorize.pipeline import to_upright
+    from colorize.video.source import open_source
+
+    try:
+        source = open_source(source_path)
+    except (NoVideoStreamError, CorruptInputError) as error:
+        raise NodeInputError(f"the VIDEO has no frames to pick from ({error})") from None
+    with source:
+        info = source.info
+        exact = None if info.frame_count_is_estimate else info.frame_count
+        progress = _NodeProgress(info.frame_count, on_frame, check_interrupt)
+
+        def frames() -> Iterator[tuple[int, np.ndarray]]:
+            for frame in source.frames():
+                yield frame.meta.index, to_upright(frame.rgb, info.rotation)
+                progress.advance()
+
+        return pick_stills(frames(), frame_count=exact, fps=info.average_rate or _DEFAULT_FPS,
+                           input_label=str(info.path), frame_size=info.upright_size, **choice)
+
+
+def pick_from_batch(images: "torch.Tensor", on_frame: OnFrame, check_interrupt: CheckInterrupt,
+                    **choice: Any) -> PickedStills:
+    """*Pick Keyframes* over an IMAGE batch (the frames of a clip, in order)."""
+    image_io.check_batch(images, "the frames")
+    count = int(images.shape[0])
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        for index in range(count):
+            yield index, image_io.to_rgb(images[index])
+            on_frame(index + 1, count)
+            check_interrupt()
+
+    return pick_stills(frames(), frame_count=count, fps=None, **choice)

@@ -50,7 +50,7 @@ def run_frames(nodes, model, images, reference, **knobs):
 
 
 NODE_IDS = {"ColorizeLoadColorMNet", "ColorizeFrames", "ColorizeVideo", "ColorizeKeyframes",
-            "ColorizeLoadKeyframes"}
+            "ColorizeLoadKeyframes", "ColorizePickKeyframes", "ColorizeKeepLuminance"}
 #: Inputs the first release of each node had: they stay required; everything added is optional.
 FIRST_RELEASE = {"ColorizeFrames": ["model", "images", "reference_is_first_frame", "memory_mode", "max_side"],
                  "ColorizeVideo": ["model", "video", "reference_is_first_frame", "memory_mode", "max_side"]}
