@@ -166,7 +166,7 @@ def markdown(document: dict) -> str:
         "# Picking keyframes: cost per frame against colorizing it",
         "",
         f"{env['cpu']}, {env['logical_cpus']} logical CPUs, torch {env['torch']} "
-        f"({document['runs'][0]['colorize']['torch_threads']} threads), numpy {env['numpy']}, "
+        f"({_threads(document)} threads), numpy {env['numpy']}, "
         f"Python {env['python']}. Code {env['git_commit']}, {env['date']}. Weights: "
         f"{document['weights']}.",
         "Timings were taken on a machine shared with other sessions (load average per size in "
@@ -188,12 +188,22 @@ def markdown(document: dict) -> str:
     return "\n".join(lines)
 
 
+def _threads(document: dict) -> str:
+    counts = {run["colorize"]["torch_threads"] for run in document["runs"]} - {None}
+    return ", ".join(map(str, sorted(counts))) or "engine not run"
+
+
 def conclusions(runs: list[dict]) -> list[str]:
     out = []
     for run in runs:
         default = next(p for p in run["pick"] if p["sample_every"] == 2)
         colorize_s = run["colorize"]["s_per_frame_mean"]
         if not colorize_s:
+            out.append(
+                f"- {run['size']}: picking costs {default['ms_per_frame_mean']:.2f} ms a frame; a "
+                f"whole keyframes pass {run['pass']['keyframes_pass_ms_per_frame']:.2f} ms a "
+                f"frame, of which decoding is {run['pass']['decode_ms_per_frame']:.2f} ms (engine "
+                "not timed at this size).")
             continue
         out.append(
             f"- {run['size']}: picking costs {default['ms_per_frame_mean']:.2f} ms a frame "
@@ -210,13 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--clip-frames", type=int, default=100)
     parser.add_argument("--colorize-frames", type=int, default=4)
+    parser.add_argument("--colorize-sizes", nargs="*", default=None,
+                        help="sizes at which the engine is timed (default: every size); on a "
+                        "busy CPU a 1280x720 frame takes minutes")
     parser.add_argument("--weights", type=Path, help="checkpoint (default: synthetic weights)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
 
+    env = environment("cpu")  # before the runs: it records the load average at the start
     runs = []
     # --colorize-frames 0 leaves the engine out (and the 0.5 GB synthetic checkpoint unbuilt).
-    weights_context = weights_file(args.weights) if args.colorize_frames else \
+    engine_used = args.colorize_frames and args.colorize_sizes != []
+    weights_context = weights_file(args.weights) if engine_used else \
         contextlib.nullcontext((None, "not used (--colorize-frames 0)"))
     with weights_context as (weights, label), \
             tempfile.TemporaryDirectory(prefix="bench-keyframes-") as scratch:
@@ -235,9 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             cuts_file.write_text("\n".join(str(c) for c in
                                            range(SHOT_LENGTH, args.clip_frames, SHOT_LENGTH)))
             pass_figures = time_pass(clip, folder / "keyframes", cuts_file, args.clip_frames)
+            engine_here = args.colorize_frames and (args.colorize_sizes is None
+                                                    or size in args.colorize_sizes)
             colorize = time_colorize(weights, frames, args.colorize_frames) \
-                if args.colorize_frames else {"frames": 0, "s_per_frame_mean": None,
-                                              "torch_threads": None}
+                if engine_here else {"frames": 0, "s_per_frame_mean": None, "torch_threads": None}
             runs.append({"size": size, "pick": picks, "pass": pass_figures, "colorize": colorize,
                          "load_average_start": load_start, "load_average_end": load_average()})
             print(f"{size}: pick {picks[0]['ms_per_frame_mean']:.2f} ms/frame (every 2), "
@@ -246,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{colorize['s_per_frame_mean'] or float('nan'):.3f} s/frame", flush=True)
     document = {
         "benchmark": "keyframes",
-        "environment": environment("cpu"),
+        "environment": env,
         "weights": label,
         "settings": {"frames": args.frames, "clip_frames": args.clip_frames,
                      "colorize_frames": args.colorize_frames, "shot_length": SHOT_LENGTH},

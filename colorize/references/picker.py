@@ -43,6 +43,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from colorize.errors import ColorizeError, ShotListError
 from colorize.references.grouping import DEFAULT_GROUP_THRESHOLD, ShotGrouper, describe
 from colorize.references.quality import (
     FrameMeasures,
@@ -138,7 +139,7 @@ class Keyframe:
     problems: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(eq=False)  # holds frames: compared by identity
 class Still:
     """The picture one group is coloured from: the RGB frame ``frame``, named for ``serves``."""
 
@@ -183,7 +184,7 @@ def gray_still(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(encoded * 255.0), 0, 255).astype(np.uint8)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Candidate:
     index: int
     quality: float
@@ -192,7 +193,7 @@ class _Candidate:
     rgb: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)
 class _Search:
     """The frames searched for one keyframe and the best candidate in each bucket of them."""
 
@@ -229,7 +230,7 @@ class _Search:
         return best
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending:
     index: int
     rgb: np.ndarray
@@ -296,7 +297,7 @@ class KeyframePicker:
         self._means.append((index, mean_luma(rgb)))
         span = self.config.quality.fade_span
         while self._pending and self._pending[0].index + span <= index:
-            self._settle(self._pending.popleft())
+            self._settle(self._pending.popleft(), last=index)
         for search in self._searches:
             search.last_seen = index if index < search.limit else search.last_seen
         wanted = [s for s in self._searches if s.wants(index, self.config.sample_every)]
@@ -306,8 +307,6 @@ class KeyframePicker:
 
     def finish(self) -> KeyframePick:
         """After the last frame: close the last shot and check the cuts and suggestions."""
-        from colorize.errors import ColorizeError, ShotListError
-
         if self._frames == 0:
             raise ColorizeError("the input has no frames: nothing to pick keyframes from")
         if self._cut_list is not None:
@@ -354,24 +353,25 @@ class KeyframePicker:
                 continue
             self._open(suggestion.frame, LOW_SCORE, suggestion.end)
 
-    def _settle(self, pending: _Pending) -> None:
-        """Measure a waiting frame now that the frames around it are known, and offer it."""
-        rate = self._fade_rate(pending.index)
+    def _settle(self, pending: _Pending, last: int) -> None:
+        """Measure a waiting frame now that the frames around it (up to ``last``, the shot's
+        last frame so far) are known, and offer it."""
+        rate = self._fade_rate(pending.index, last)
         measures = measure(pending.thumbnail, rate)
         quality = measures.score(self.config.quality)
         candidate = _Candidate(pending.index, quality, measures, pending.thumbnail, pending.rgb)
         for search in pending.searches:
             search.offer(candidate)
 
-    def _fade_rate(self, index: int) -> float:
+    def _fade_rate(self, index: int, last: int) -> float:
         """Largest mean-luma change per frame between ``index`` and the frames ``fade_span``
-        before and after it, within the shot."""
+        before and after it, within the shot (which ends at ``last`` so far)."""
         means = dict(self._means)
         here = means[index]
         rate = 0.0
         span = self.config.quality.fade_span
         for other in (index - span, index + span):
-            nearest = min(max(other, self._shot_start), self._frames - 1)
+            nearest = min(max(other, self._shot_start), last)
             while nearest not in means and nearest != index:
                 nearest += 1 if nearest < index else -1
             if nearest != index:
@@ -405,13 +405,10 @@ class KeyframePicker:
         search.chosen = None  # the frame is not needed any more: only the group's still is
 
     def _close_shot(self, end: int) -> None:
-        """The shot ends before frame ``end``: measure what waits, decide, record keyframes."""
-        # Frames past the shot must not count in the fade check of frames inside it.
-        self._means = deque(((i, m) for i, m in self._means if i < end), maxlen=self._means.maxlen)
-        saved_frames, self._frames = self._frames, end
+        """The shot ends before frame ``end``: measure what waits, decide, record keyframes.
+        (Frame ``end`` itself is not in ``_means`` yet, so the fade check stays in the shot.)"""
         while self._pending:
-            self._settle(self._pending.popleft())
-        self._frames = saved_frames
+            self._settle(self._pending.popleft(), last=end - 1)
         for search in self._searches:
             self._decide(search)
         self._searches = []

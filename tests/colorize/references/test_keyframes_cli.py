@@ -175,6 +175,9 @@ def test_bad_input(clip: Path, tmp_path: Path) -> None:
     past.write_text("20\n90\n")
     line = refuse(["keyframes", clip, "-o", out, "--shots", past, "--rescan"], 8, *watched)
     assert "frame 90 is past the last frame" in line
+    fresh = tmp_path / "fresh"
+    refuse(["keyframes", clip, "-o", fresh, "--shots", past], 8, *watched)
+    assert not fresh.exists()  # a mistake found before the scan creates nothing
     line = refuse(["keyframes", clip, "-o", out, "--report", tmp_path / "none.json"], 1, *watched)
     assert "--report" in line and "not found" in line
     broken = tmp_path / "broken.json"
