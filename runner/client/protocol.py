@@ -110,6 +110,8 @@ class ComfyProtocol(ServerCalls):
         last_error: Exception | None = None
         for attempt in range(self.retry.retries + 1):
             if attempt:
+                if self.cancel_flag.is_set():
+                    raise CancelRequested  # an earlier attempt may have queued it: the caller cancels our id
                 yield Sleep(deadline.cap(self.retry.delay(attempt - 1, getattr(last_error, "retry_after", None))))
                 # The previous POST may have been queued even though we saw no reply: check first.
                 try:
