@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import sys
 import tempfile
@@ -154,7 +155,7 @@ def markdown(document: dict) -> str:
     for run in document["runs"]:
         colorize_s = run["colorize"]["s_per_frame_mean"]
         for pick in run["pick"]:
-            share = f"{100 * pick['ms_per_frame_mean'] / 1e3 / colorize_s:.3f}%" \
+            share = f"{100 * pick['ms_per_frame_mean'] / 1e3 / colorize_s:.2g}%" \
                 if colorize_s else "not measured"
             rows.append([run["size"], pick["sample_every"], pick["ms_per_frame_mean"],
                          pick["ms_per_frame_median"], pick["cpu_ms_per_frame"],
@@ -170,7 +171,9 @@ def markdown(document: dict) -> str:
         f"Python {env['python']}. Code {env['git_commit']}, {env['date']}. Weights: "
         f"{document['weights']}.",
         "Timings were taken on a machine shared with other sessions (load average per size in "
-        "the last column, 1/5/15 min): they are upper bounds.",
+        "the last column, 1/5/15 min): they are upper bounds, and under a heavy load wall times "
+        "vary by tens of percent from one measurement to the next (the CPU column, the "
+        "process's own CPU time, varies less).",
         "",
         f"pick: `KeyframePicker.feed` over {document['settings']['frames']} frames (a cut every "
         f"{SHOT_LENGTH}); decode / pass: an H.264 clip of {document['settings']['clip_frames']} "
@@ -193,24 +196,38 @@ def _threads(document: dict) -> str:
     return ", ".join(map(str, sorted(counts))) or "engine not run"
 
 
-def conclusions(runs: list[dict]) -> list[str]:
+def quiet_colorize_figures(results: Path) -> dict:
+    """fp32 colorize s/frame by size from the newest ``colorize_cpu_*.json`` (taken on a quiet
+    machine), to set the pick's CPU time against when this run's engine times are inflated by
+    load."""
+    candidates = sorted(p for p in results.glob("colorize_cpu_*.json") if "subset" not in p.name)
+    if not candidates:
+        return {}
+    data = json.loads(candidates[-1].read_text())
+    return {"file": candidates[-1].name,
+            "load_average_start": data.get("environment", {}).get("load_average_start"),
+            "s_per_frame": {run["size"]: run["s_per_frame"] for run in data["runs"]
+                            if run.get("mode") == "colorize" and run.get("precision") == "fp32"}}
+
+
+def conclusions(runs: list[dict], quiet: dict) -> list[str]:
     out = []
     for run in runs:
         default = next(p for p in run["pick"] if p["sample_every"] == 2)
         colorize_s = run["colorize"]["s_per_frame_mean"]
-        if not colorize_s:
-            out.append(
-                f"- {run['size']}: picking costs {default['ms_per_frame_mean']:.2f} ms a frame; a "
-                f"whole keyframes pass {run['pass']['keyframes_pass_ms_per_frame']:.2f} ms a "
-                f"frame, of which decoding is {run['pass']['decode_ms_per_frame']:.2f} ms (engine "
-                "not timed at this size).")
-            continue
-        out.append(
-            f"- {run['size']}: picking costs {default['ms_per_frame_mean']:.2f} ms a frame "
-            f"({100 * default['ms_per_frame_mean'] / 1e3 / colorize_s:.2f}% of colorizing it, "
-            f"{colorize_s:.2f} s); a whole keyframes pass (decode included) "
-            f"{run['pass']['keyframes_pass_ms_per_frame']:.2f} ms a frame, of which decoding is "
-            f"{run['pass']['decode_ms_per_frame']:.2f} ms.")
+        line = (f"- {run['size']}: picking costs {default['ms_per_frame_mean']:.2f} ms a frame "
+                f"(wall; {default['cpu_ms_per_frame']:.2f} ms of CPU)")
+        if colorize_s:
+            line += (f", {100 * default['ms_per_frame_mean'] / 1e3 / colorize_s:.2g}% of "
+                     f"colorizing it in this run ({colorize_s:.2f} s)")
+        quiet_s = quiet.get("s_per_frame", {}).get(run["size"])
+        if quiet_s:
+            line += (f", {100 * default['cpu_ms_per_frame'] / 1e3 / quiet_s:.2g}% of the "
+                     f"{quiet_s:.2f} s a quiet machine took (`{quiet['file']}`)")
+        line += (f"; a whole keyframes pass (decode included) takes "
+                 f"{run['pass']['keyframes_pass_ms_per_frame']:.2f} ms a frame, decoding alone "
+                 f"{run['pass']['decode_ms_per_frame']:.2f} ms.")
+        out.append(line)
     return out
 
 
@@ -268,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                      "colorize_frames": args.colorize_frames, "shot_length": SHOT_LENGTH},
         "runs": runs,
     }
-    document["conclusions"] = conclusions(runs)
+    document["quiet_colorize"] = quiet_colorize_figures(RESULTS_DIR)
+    document["conclusions"] = conclusions(runs, document["quiet_colorize"])
     args.out.mkdir(parents=True, exist_ok=True)
     write_result(args.out / "bench_keyframes", document, markdown(document))
     print("\n".join(document["conclusions"]))

@@ -68,7 +68,7 @@ def _page(folder: Path, data: dict[str, Any], input_arg: str, workflow: str | No
     for keyframe in keyframes:
         colour = keyframe["colour"]
         if (folder / colour).is_file():
-            colour_cell = f'<img src="{html.escape(colour)}" alt="colour reference {colour}">'
+            colour_cell = f'<img src="{html.escape(colour)}" alt="colour reference">'
         else:
             colour_cell = (f'<div class="missing">no colour reference yet:<br>colour '
                            f'<code>{html.escape(keyframe["gray"])}</code><br>and save it as '
@@ -81,7 +81,7 @@ def _page(folder: Path, data: dict[str, Any], input_arg: str, workflow: str | No
 <section id="frame-{keyframe['serves']}">
   <h2>frame {keyframe['serves']:,} <small>{html.escape(keyframe['reason'])}</small></h2>
   <div class="pair">
-    <figure><img src="{html.escape(keyframe['gray'])}" alt="grey still {keyframe['gray']}">
+    <figure><img src="{html.escape(keyframe['gray'])}" alt="grey still">
       <figcaption>grey still, picture from frame {keyframe['source_frame']:,}</figcaption>
     </figure>
     <figure>{colour_cell}<figcaption>{html.escape(colour)}</figcaption></figure>
