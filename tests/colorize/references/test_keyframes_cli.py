@@ -237,3 +237,28 @@ def test_the_reports_suggestions_point_to_this_command() -> None:
     assert "colorize keyframes INPUT -o DIR --report REPORT.json" in span.message
     assert "colorize keyframes film.mp4 -o DIR --shots FILE|auto --report REPORT.json" in \
         report.text_plot()
+
+
+def test_a_rotated_video_gives_upright_stills(tmp_path: Path) -> None:
+    clip = write_video(tmp_path / "rotated.mp4", film().frames[20:36], rotation=90)
+    out = tmp_path / "refs"
+    invoke(["keyframes", clip, "-o", out, "-q"])
+    data = json.loads((out / "keyframes.json").read_text())
+    assert data["frame_size"] == [48, 64]
+    assert np.asarray(Image.open(out / data["groups"][0]["still"])).shape == (64, 48)
+
+
+def test_a_folder_of_images(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(film().frames[:40]):
+        Image.fromarray(frame).save(folder / f"{index:04d}.png")
+    cuts = tmp_path / "cuts.txt"
+    cuts.write_text("20\n36\n")
+    out = tmp_path / "refs"
+    invoke(["keyframes", folder, "-o", out, "--shots", cuts, "-q"])
+    data = json.loads((out / "keyframes.json").read_text())
+    assert [k["serves"] for k in data["keyframes"]] == [0, 20, 36]
+    source = data["groups"][1]["source_frame"]
+    still = np.asarray(Image.open(out / data["groups"][1]["still"]))
+    assert np.array_equal(still, film().frames[source][..., 0])  # lossless input: exact
