@@ -53,9 +53,10 @@ def run_colorization(
 ) -> int:
     """Colorize every frame of ``source`` into ``sink``; return the number of frames written.
 
-    With ``resume`` the sink is the checkpoint's (``resume.parts``): frames before
-    ``resume.start_frame`` are decoded but not colorized (their output is already stored), the
-    engine continues from the saved state, and a checkpoint is saved at the frames the session
+    With ``resume`` the sink is the checkpoint's (``resume.parts``): decoding starts at the
+    keyframe before ``resume.start_frame`` (:meth:`~colorize.video.source.Source.frames_from`),
+    frames before it are not colorized (their output is already stored), the engine and the cut
+    detector continue from the saved state, and a checkpoint is saved at the frames the session
     picks. The count returned includes the frames done before the resume.
 
     With ``footage`` (several references, shots, a report) every decoded frame is shown to it
@@ -77,18 +78,29 @@ def run_colorization(
     if skip:
         progress.advance(skip)
 
+    # A resumed run starts decoding at the keyframe before its position (the checkpoint says
+    # where), unless the cut detector must see the frames before it again (its state was not
+    # in the checkpoint).
+    replay = resume is not None and not resume.continue_footage(footage)
+    decoded = source.frames() if replay or not skip else source.frames_from(
+        skip, resume.seek_anchor if resume is not None else None)
+
     def feed() -> Iterator[np.ndarray]:
-        for frame in source.frames():
+        for frame in decoded:
             if frame.meta.index < skip:
                 if not upright_shape:
                     upright_shape.append(to_upright(frame.rgb, rotation).shape)
                 if footage is not None:
                     footage.observe(frame.meta.index, to_upright(frame.rgb, rotation))
+                if resume is not None:
+                    resume.observe(frame.meta)
                 continue
             pending.append(frame.meta)
             upright = to_upright(frame.rgb, rotation)
             if footage is not None:
                 footage.observe(frame.meta.index, upright)
+            if resume is not None:
+                resume.observe(frame.meta)
             if not upright_shape:
                 upright_shape.append(upright.shape)
             yield upright

@@ -18,7 +18,9 @@ from runner.workflow.errors import WorkflowError
 
 REGISTRY_DIR = Path(__file__).parent / "workflows"
 REGISTRY_FILE = REGISTRY_DIR / "registry.json"
-PARAMETER_TYPES = frozenset({"int", "float", "string", "bool", "choice", "model", "image"})
+PARAMETER_TYPES = frozenset({"int", "float", "string", "bool", "choice", "model", "image", "folder"})
+#: Parameter types whose value may be a local path that is uploaded (a file, or a folder's images).
+UPLOAD_TYPES = {"image": Path.is_file, "folder": Path.is_dir}
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Parameter:
     def coerce(self, raw: str) -> tuple[Any, str | None]:
         """Parse a ``--param`` value; returns ``(value, problem or None)``."""
         value = parse_value(raw)
-        if self.type in ("string", "model", "image"):
+        if self.type in ("string", "model", "image", "folder"):
             return (raw if not isinstance(value, str) else value), None
         if self.type == "bool":
             if isinstance(value, bool):
@@ -81,6 +83,8 @@ class Parameter:
             bits.append(f"in models/{self.folder}")
         if self.type == "image":
             bits.append("local file (uploaded) or server input name")
+        if self.type == "folder":
+            bits.append("local folder (its images uploaded) or a folder in the server's input directory")
         return " ".join(bits)
 
 
@@ -140,7 +144,7 @@ class Entry:
             parameter = self.parameters[name]
             for target in parameter.targets:
                 key = f"{target.node}.{target.input}"
-                if parameter.type == "image" and Path(str(value)).expanduser().is_file():
+                if parameter.type in UPLOAD_TYPES and UPLOAD_TYPES[parameter.type](Path(str(value)).expanduser()):
                     inputs.append(f"{key}={value}")
                 else:
                     sets.append(f"{key}={json.dumps(value)}")
@@ -236,7 +240,7 @@ def check_entry(entry: Entry) -> list[str]:
                 problems.append(f"{where}: node {target.node} input '{target.input}' is a link, not a value")
             elif parameter.default is not None and node["inputs"][target.input] != parameter.default:
                 problems.append(f"{where}: default {parameter.default!r} differs from the template's {node['inputs'][target.input]!r}")
-        if parameter.default is not None and parameter.type not in ("image",):
+        if parameter.default is not None and parameter.type not in UPLOAD_TYPES:
             _, problem = parameter.coerce(json.dumps(parameter.default) if not isinstance(parameter.default, str) else parameter.default)
             if problem:
                 problems.append(f"{where}: default is invalid: {problem}")

@@ -27,6 +27,7 @@ from colorize.errors import ColorizeError
 logger = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
+FRAME_INDEX = "frame-index.json"
 POLL_S = 0.5
 
 
@@ -57,6 +58,11 @@ class _Video:
     @property
     def parts_dir(self) -> Path:
         return self.job.output.parent / PARTS_DIR / f"{self.job.index:05d}-{self.job.input.stem}-{self.fingerprint}"
+
+    @property
+    def frame_index(self) -> str:
+        """Where the cuts task leaves the frame index the shot tasks seek with."""
+        return str(self.parts_dir / FRAME_INDEX)
 
 
 def shot_ranges(cuts: list[int], frame_count: int) -> list[tuple[int, int]]:
@@ -99,7 +105,8 @@ def run_batch(plan: BatchPlan, executor: Executor, results: ResultsFile, *, weig
             continue
         videos[job.index] = video
         if job.option("shots") and not job.problem:
-            submit(video, Task(f"{job.index}:cuts", "cuts", job))
+            video.parts_dir.mkdir(parents=True, exist_ok=True)
+            submit(video, Task(f"{job.index}:cuts", "cuts", job, frame_index=video.frame_index))
         else:
             submit(video, Task(f"{job.index}:video", "video", job))
 
@@ -167,7 +174,7 @@ def _on_result(video: _Video, result: TaskResult, submit, finish) -> None:
             part = str(video.parts_dir / f"shot_{number:05d}.part")
             video.parts[number] = part
             submit(video, Task(f"{job.index}:shot:{number}", "shot", job, shot_index=number,
-                               start=start, end=end, part=part))
+                               start=start, end=end, part=part, frame_index=video.frame_index))
     elif kind == "shot":
         video.frames += result.frames
         if video.failed is not None and not video.open_tasks:

@@ -3,10 +3,13 @@
 A task is one of:
 
 * ``video``:  colorize a whole video into its output (the default);
-* ``cuts``:   find a video's shot boundaries (``--shots auto|FILE``);
+* ``cuts``:   find a video's shot boundaries (``--shots auto|FILE``) and write its frame
+              index (:mod:`colorize.video.seek`) for the shot tasks;
 * ``shot``:   colorize frames ``[start, end)`` of a video from the reference that applies to
-              that shot, as if it were a video of its own (the model's memory starts empty),
-              into a part file: for a video output the shot already encoded in the output's
+              that shot, as if it were a video of its own (the model's memory starts empty;
+              keyframe references inside the shot join at their frames, as in a single run),
+              decoding from the keyframe before ``start`` (found in the index), into a part
+              file: for a video output the shot already encoded in the output's
               codec and settings (see :mod:`colorize.video.join`), so encoding is spread over
               the workers too; for PNG frames, lossless frames (FFV1, RGB);
 * ``stitch``: put the parts together in order with the input's timestamps, rotation and audio:
@@ -69,6 +72,7 @@ class Task:
     end: int = 0
     part: str = ""                      # shot: where its frames go; stitch: unused
     parts: tuple[str, ...] = ()         # stitch: the parts in order
+    frame_index: str = ""               # cuts: where to write the index; shot: where to read it
 
 
 @dataclass
@@ -246,56 +250,83 @@ def _schedule_of(job: VideoJob) -> Any:
 
 
 def _run_cuts(context: WorkerContext, task: Task, result: TaskResult) -> None:
-    """Cut frames of the video: detected on its frames (``auto``) or read from a file."""
+    """Cut frames of the video: detected on its frames (``auto``) or read from a file; and the
+    frame index the shot tasks seek with, written to ``task.frame_index``."""
     from colorize.footage import shots
+    from colorize.video.seek import FrameIndex, NotSeekableError
 
     job = task.job
     spec = str(job.option("shots"))
     with _open(job) as source:
         info = source.info
-        if spec == "auto":
-            detector = shots.CutDetector(fps=info.average_rate or 25)
-            count = 0
-            for frame in source.frames():
-                detector.feed(frame.rgb)
-                count += 1
-            cuts = list(detector.cuts)
+        index: FrameIndex | None = None
+        detector = shots.CutDetector(fps=info.average_rate or 25) if spec == "auto" else None
+        if detector is None and info.frame_count and not info.frame_count_is_estimate:
+            count = info.frame_count        # no decode: the packets alone give the index
+            index = source.frame_index() if hasattr(source, "frame_index") else None
         else:
-            count = info.frame_count if info.frame_count and not info.frame_count_is_estimate \
-                else sum(1 for _ in source.frames())
-            cuts = shots.read_shots_file(Path(spec), count, fps=info.average_rate)
+            metas = []
+            for frame in source.frames():
+                if detector is not None:
+                    detector.feed(frame.rgb)
+                metas.append(frame.meta)
+            count = len(metas)
+            try:
+                # The frames were decoded anyway: their own numbers and keyframes are the index.
+                index = FrameIndex.from_frames(metas)
+            except NotSeekableError as error:
+                logger.info("%s: shot tasks decode from the start (%s)", job.input.name, error)
+        cuts = list(detector.cuts) if detector is not None else \
+            shots.read_shots_file(Path(spec), count, fps=info.average_rate)
+        if index is not None and task.frame_index:
+            index.save(Path(task.frame_index))
     result.cuts, result.frame_count = [c for c in cuts if c > 0], count
 
 
 def _shot_frames(source: Any, start: int, end: int) -> Iterator[Any]:
-    """Frames ``[start, end)`` of ``source`` (decoding from the start: exact frame numbers)."""
-    for frame in source.frames():
-        index = frame.meta.index
-        if index >= end:
+    """Frames ``[start, end)`` of ``source``, decoded from the keyframe before ``start``."""
+    for frame in source.frames_from(start):
+        if frame.meta.index >= end:
             return
-        if index >= start:
-            yield frame
+        yield frame
+
+
+def _shot_footage(job: VideoJob, start: int, end: int, frame_size: tuple[int, int]) -> Any:
+    """The shot's references as a run of its own: the one that applies at ``start`` first,
+    the keyframe references inside the shot at their frames counted from ``start``."""
+    from colorize.footage.references import ReferenceSchedule, ReferenceSpec
+    from colorize.footage.setup import FootageSetup
+
+    specs = [ReferenceSpec(job.references.for_shot(start), None)]
+    specs += [ReferenceSpec(path, frame - start) for frame, path in job.references.keyframes
+              if start < frame < end]
+    return FootageSetup.prepare(ReferenceSchedule.from_specs(specs), frame_size=frame_size,
+                                frame_count=end - start, frame_count_exact=True)
+
+
+def _use_frame_index(source: Any, path: str) -> None:
+    """Seek with the index the cuts task wrote (no scan of the film per shot)."""
+    from colorize.video.seek import FrameIndex, NotSeekableError
+
+    if not path or not hasattr(source, "use_frame_index") or not Path(path).is_file():
+        return
+    try:
+        source.use_frame_index(FrameIndex.load(Path(path)))
+    except (NotSeekableError, OSError, ValueError, KeyError) as error:
+        logger.debug("frame index %s not used: %s", path, error)
 
 
 def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
     from colorize.footage.shot_parts import part_writer
     from colorize.pipeline import to_upright
-    from colorize.reference import load_reference
     from colorize.video.target import resolve_output
 
     job = task.job
     part = Path(task.part)
-    inside = [frame for frame, _ in job.references.keyframes if task.start < frame < task.end]
-    if inside:
-        # A shot task starts from one reference; one that should join mid-shot is not used.
-        logger.warning("%s: keyframe reference(s) at frame(s) %s fall inside shot %d (frames "
-                       "%d-%d) and are not used by the split run; put them at shot starts",
-                       job.input.name, ", ".join(map(str, inside)), task.shot_index,
-                       task.start, task.end - 1)
     with _open(job) as source:
         info = source.info
-        reference_path = job.references.for_shot(task.start)
-        reference = load_reference(reference_path, info.upright_size)
+        _use_frame_index(source, task.frame_index)
+        footage = _shot_footage(job, task.start, task.end, info.upright_size)
         colorizer = context.colorizer(job)
         counter = _Counter(context, task.task_id)
         metas: deque[Any] = deque()
@@ -306,8 +337,11 @@ def _run_shot(context: WorkerContext, task: Task, result: TaskResult) -> None:
                 yield to_upright(frame.rgb, info.rotation)
 
         target = resolve_output(str(job.output), info, overwrite=True)
+        colorized = (colorizer.colorize(frames(), footage.main_reference) if footage.is_plain
+                     else colorizer.colorize(frames(), footage.main_reference,
+                                             guide=footage.guide()))
         with part_writer(part, target, source, job.option("crf")) as writer:
-            for rgb in colorizer.colorize(frames(), reference):
+            for rgb in colorized:
                 writer.write(rgb, metas.popleft())
                 counter.advance()
             result.frames = writer.count

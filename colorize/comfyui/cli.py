@@ -15,7 +15,7 @@ Exit codes:
   40  ComfyUI folder missing, not ComfyUI, or not writable; or not installed (uninstall)
   41  ComfyUI is older than the nodes need
   42  ComfyUI's Python cannot import colorize (the message gives the fix)
-  43  a custom_nodes file of the same name was not written by colorize
+  43  custom_nodes/colorize exists and was not written by colorize
 """
 
 
@@ -30,11 +30,13 @@ def comfyui_group() -> None:
               help="The Python ComfyUI runs with; it must be able to import colorize.")
 @click.pass_context
 def install_command(ctx: click.Context, comfyui_dir: Path, python: str) -> None:
-    """Put a small loader for the colorize nodes into COMFYUI_DIR/custom_nodes.
+    """Install the colorize node pack as COMFYUI_DIR/custom_nodes/colorize/.
 
-    The loader imports the installed colorize package (no copy of the code), so upgrading the
-    package upgrades the nodes. Restart ComfyUI afterwards. Checkpoints go into
-    COMFYUI_DIR/models/colormnet.
+    The folder holds a small loader that imports the installed colorize package (no copy of the
+    code), so upgrading the package upgrades the nodes, and example_workflows/ (colorize-video,
+    colorize-frames, colorize-video-keyframes, colorize-film), which ComfyUI's template browser
+    lists under 'colorize'. An earlier single-file install is replaced. Restart ComfyUI
+    afterwards. Checkpoints go into COMFYUI_DIR/models/colormnet.
     """
     from colorize.comfyui.installer import install
 
@@ -43,8 +45,12 @@ def install_command(ctx: click.Context, comfyui_dir: Path, python: str) -> None:
     except ColorizeError as error:
         click.echo(f"error: {error}", err=True)
         ctx.exit(error.exit_code)
-    click.echo(f"installed {result.loader} (ComfyUI {result.comfyui_version or 'unknown version'}, "
+    click.echo(f"installed {result.loader.parent} (ComfyUI {result.comfyui_version or 'unknown version'}, "
                f"colorize {result.package_version} in {result.python})")
+    if result.replaced_old_loader:
+        click.echo("removed the single-file loader of an earlier install (custom_nodes/colorize_video_nodes.py)")
+    click.echo(f"{len(result.examples)} example workflows in the template browser under 'colorize': "
+               + ", ".join(path.stem for path in result.examples))
     click.echo(f"checkpoints go into {result.model_folder}; restart ComfyUI to load the nodes")
 
 
@@ -52,12 +58,12 @@ def install_command(ctx: click.Context, comfyui_dir: Path, python: str) -> None:
 @click.argument("comfyui_dir", metavar="COMFYUI_DIR", type=click.Path(path_type=Path))
 @click.pass_context
 def uninstall_command(ctx: click.Context, comfyui_dir: Path) -> None:
-    """Remove the colorize loader from COMFYUI_DIR/custom_nodes (checkpoints stay)."""
+    """Remove the colorize pack folder from COMFYUI_DIR/custom_nodes (checkpoints stay)."""
     from colorize.comfyui.installer import uninstall
 
     try:
-        loader = uninstall(comfyui_dir)
+        removed = uninstall(comfyui_dir)
     except ColorizeError as error:
         click.echo(f"error: {error}", err=True)
         ctx.exit(error.exit_code)
-    click.echo(f"removed {loader}; restart ComfyUI to unload the nodes")
+    click.echo(f"removed {', '.join(map(str, removed))}; restart ComfyUI to unload the nodes")

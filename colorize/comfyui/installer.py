@@ -1,16 +1,26 @@
-"""``colorize comfyui install|uninstall``: a loader file in ``COMFYUI_DIR/custom_nodes``.
+"""``colorize comfyui install|uninstall``: the pack folder ``COMFYUI_DIR/custom_nodes/colorize/``.
 
-The loader holds no copy of our code: it imports :mod:`colorize.comfyui.nodes` from the Python
-ComfyUI runs with, so upgrading the ``colorize-video`` package upgrades the nodes. Before writing
-it, the installer checks that ComfyUI is new enough for the V3 node API and that its Python can
-import this package (and prints the command that fixes it when not). Nothing here imports ComfyUI.
+The folder holds a loader (``__init__.py``) and ``example_workflows/``. The loader holds no copy
+of our code: it imports :mod:`colorize.comfyui.nodes` from the Python ComfyUI runs with, so
+upgrading the ``colorize-video`` package upgrades the nodes. ``example_workflows/`` holds the
+UI-format workflows that ship with comfy-run's registry; ComfyUI lists a pack folder's
+``example_workflows/*.json`` under the folder's name at ``GET /workflow_templates`` (its template
+browser) and serves each at ``/api/workflow_templates/colorize/NAME.json``.
+
+Before writing, the installer checks that ComfyUI is new enough for the V3 node API and that its
+Python can import this package (and prints the command that fixes it when not). The folder is
+built beside its place and renamed into it; the single loader file of earlier versions
+(``custom_nodes/colorize_video_nodes.py``) is removed once the folder is in place, so ComfyUI
+never loads the nodes twice. Nothing here imports ComfyUI.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,7 +38,20 @@ from colorize.comfyui.errors import (
 
 logger = logging.getLogger(__name__)
 
-LOADER_NAME = "colorize_video_nodes.py"   # not "colorize.py": ComfyUI names the module after the file
+#: The pack folder in custom_nodes; ComfyUI lists its example workflows under this name. (A
+#: folder is imported under its full path, so the name does not shadow the colorize package.)
+PACK_NAME = "colorize"
+LOADER_NAME = "__init__.py"
+#: The single-file loader earlier versions installed; replaced by the folder.
+OLD_LOADER_NAME = "colorize_video_nodes.py"
+EXAMPLES_FOLDER = "example_workflows"
+#: Template name in ComfyUI -> UI-format workflow file of comfy-run's registry.
+EXAMPLE_WORKFLOWS = {
+    "colorize-video": "colorize_video.ui.json",
+    "colorize-frames": "colorize_frames.ui.json",
+    "colorize-video-keyframes": "colorize_video_keyframes.ui.json",
+    "colorize-film": "colorize_film.ui.json",
+}
 MARKER = "# colorize-video ComfyUI loader"
 #: The oldest ComfyUI whose core video nodes use the V3 node API the nodes are written against
 #: (comfy_api.latest with io.ComfyNode, io.Video, ComfyExtension and comfy_entrypoint).
@@ -60,6 +83,8 @@ except ImportError as error:
 @dataclass(frozen=True)
 class InstallResult:
     loader: Path
+    examples: tuple[Path, ...]
+    replaced_old_loader: bool
     comfyui_version: str | None
     python: str
     package_version: str
@@ -152,47 +177,104 @@ def check_python(python: str) -> str:
     return version
 
 
+def pack_path(comfyui_dir: Path) -> Path:
+    return comfyui_dir / "custom_nodes" / PACK_NAME
+
+
 def loader_path(comfyui_dir: Path) -> Path:
-    return comfyui_dir / "custom_nodes" / LOADER_NAME
+    return pack_path(comfyui_dir) / LOADER_NAME
+
+
+def old_loader_path(comfyui_dir: Path) -> Path:
+    return comfyui_dir / "custom_nodes" / OLD_LOADER_NAME
 
 
 def _is_ours(path: Path) -> bool:
+    """A loader file we wrote, or a pack folder whose loader we wrote."""
+    if path.is_dir():
+        path = path / LOADER_NAME
     try:
         return path.read_text(encoding="utf-8").startswith(MARKER)
     except (OSError, UnicodeDecodeError):
         return False
 
 
+def example_sources() -> dict[str, Path]:
+    """Template name -> the registry's UI-format workflow file it is copied from."""
+    from runner.registry import REGISTRY_DIR
+
+    return {name: REGISTRY_DIR / file for name, file in EXAMPLE_WORKFLOWS.items()}
+
+
+def _build_pack(folder: Path) -> list[Path]:
+    """Write the loader and the example workflows into the new folder ``folder``."""
+    folder.mkdir()
+    (folder / LOADER_NAME).write_text(
+        LOADER_TEMPLATE.replace("@HINT@", repr(command_text(_install_args()))), encoding="utf-8")
+    examples = folder / EXAMPLES_FOLDER
+    examples.mkdir()
+    written = []
+    for name, source in example_sources().items():
+        target = examples / f"{name}.json"
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
 def install(comfyui_dir: Path, python: str = sys.executable) -> InstallResult:
-    """Check ComfyUI and its Python, then write the loader (atomically) and models/colormnet."""
+    """Check ComfyUI and its Python, then put the pack folder in place and models/colormnet."""
     comfyui_dir = comfyui_dir.expanduser().resolve()
     version = check_comfyui_dir(comfyui_dir)
     package_version = check_python(python)
-    loader = loader_path(comfyui_dir)
-    if loader.exists() and not _is_ours(loader):
-        raise ForeignLoaderError(f"{loader} exists and was not written by colorize; move it away and install again")
+    pack = pack_path(comfyui_dir)
+    if pack.exists() and not _is_ours(pack):
+        raise ForeignLoaderError(f"{pack} exists and was not written by colorize; move it away and install again")
+    old_loader = old_loader_path(comfyui_dir)
+    old_is_ours = old_loader.is_file() and _is_ours(old_loader)
+    if old_loader.exists() and not old_is_ours:
+        logger.warning("%s was not written by colorize; leaving it", old_loader)
+    # Hidden names, so that a ComfyUI starting meanwhile does not load a half-written pack.
+    staging = pack.with_name(f".{PACK_NAME}.installing-{os.getpid()}")
+    previous = pack.with_name(f".{PACK_NAME}.replaced-{os.getpid()}")
     try:
-        loader.parent.mkdir(parents=True, exist_ok=True)
+        pack.parent.mkdir(parents=True, exist_ok=True)
         models = comfyui_dir / "models" / MODEL_FOLDER
         models.mkdir(parents=True, exist_ok=True)
-        temporary = loader.with_name(f".{loader.name}.tmp")
-        temporary.write_text(LOADER_TEMPLATE.replace("@HINT@", repr(command_text(_install_args()))), encoding="utf-8")
-        files.replace_file(temporary, loader)
+        shutil.rmtree(staging, ignore_errors=True)
+        examples = _build_pack(staging)
+        if pack.exists():
+            os.replace(pack, previous)
+        os.replace(staging, pack)
+        shutil.rmtree(previous, ignore_errors=True)
+        if old_is_ours:
+            old_loader.unlink()
     except OSError as error:
-        raise ComfyUIInstallError(f"cannot write the loader into {loader.parent}: {error}") from None
-    return InstallResult(loader, version, python, package_version, models)
+        shutil.rmtree(staging, ignore_errors=True)
+        if previous.exists() and not pack.exists():
+            os.replace(previous, pack)
+        raise ComfyUIInstallError(f"cannot write the pack folder {pack}: {error}") from None
+    return InstallResult(loader_path(comfyui_dir),
+                         tuple(pack / EXAMPLES_FOLDER / e.name for e in examples),
+                         old_is_ours, version, python, package_version, models)
 
 
-def uninstall(comfyui_dir: Path) -> Path:
-    """Remove the loader; models/colormnet and its checkpoints stay."""
+def uninstall(comfyui_dir: Path) -> list[Path]:
+    """Remove the pack folder (and a single-file loader of an earlier version); models/colormnet
+    and its checkpoints stay. Returns what was removed."""
     comfyui_dir = comfyui_dir.expanduser().resolve()
-    loader = loader_path(comfyui_dir)
-    if not loader.exists():
-        raise ComfyUIInstallError(f"the colorize nodes are not installed in {comfyui_dir} (no {loader})")
-    if not _is_ours(loader):
-        raise ForeignLoaderError(f"{loader} was not written by colorize; not removing it")
+    pack, old_loader = pack_path(comfyui_dir), old_loader_path(comfyui_dir)
+    ours = [path for path in (pack, old_loader) if path.exists() and _is_ours(path)]
+    foreign = [path for path in (pack, old_loader) if path.exists() and not _is_ours(path)]
+    if not ours:
+        if foreign:
+            raise ForeignLoaderError(f"{foreign[0]} was not written by colorize; not removing it")
+        raise ComfyUIInstallError(f"the colorize nodes are not installed in {comfyui_dir} (no {pack})")
     try:
-        loader.unlink()
+        for path in ours:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     except OSError as error:
-        raise ComfyUIInstallError(f"cannot remove {loader}: {error}") from None
-    return loader
+        raise ComfyUIInstallError(f"cannot remove {path}: {error}") from None
+    return ours

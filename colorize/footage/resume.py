@@ -14,6 +14,11 @@ The pipeline drives a :class:`ResumeSession`:
    frame.
 3. :meth:`frame_written` (writer thread) saves the checkpoint once the frame's output part is
    durable: parts first, state next, record last.
+   Each checkpoint also keeps where a resumed run may start decoding (a
+   :class:`~colorize.video.seek.SeekAnchor`: the keyframe before the position and the
+   timestamps after it, from the frames this run decoded) and the ``--shots auto`` cut
+   detector's state at the position, so a resumed run seeks instead of decoding the frames
+   before it (:meth:`continue_footage`, :attr:`seek_anchor`).
 4. :meth:`finish` marks the record complete (a kill during the final encode resumes straight to
    it), commits the output, and deletes the folder. :meth:`keep` runs on failure.
 
@@ -35,7 +40,8 @@ from colorize.errors import CheckpointExistsError, CheckpointUnusableError
 from colorize.footage.checkpoint import CheckpointFolder, CheckpointRecord, checkpoint_dir_for
 from colorize.footage.fingerprint import describe_changes
 from colorize.footage.parts import CheckpointedParts, PngParts, VideoSegmentParts
-from colorize.video.source import Source
+from colorize.video.seek import AnchorTracker, SeekAnchor
+from colorize.video.source import FrameMeta, Source
 from colorize.video.target import OutputTarget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,12 +50,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from colorize.engine.guide import FrameRecord, VideoGuide
     from colorize.engine.state import VideoState
     from colorize.footage.report import ConfidenceReport
+    from colorize.footage.setup import FootageSetup
 
 logger = logging.getLogger(__name__)
 
 TARGET_OVERHEAD = 0.03
 REPORT_COUNT = "report_records"
 AUTO_MIN_SECONDS = 10.0
+SEEK = "seek"
+CUT_DETECTOR = "cut_detector"
+# How many frames the decoder may run ahead of the engine's checkpoint: the cut detector's
+# state is kept this far back.
+DETECTOR_HISTORY = 512
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,14 @@ class ResumeSession:
         self._report: "ConfidenceReport | None" = None
         self._saved_report: list[dict[str, Any]] = []
         self._report_saved = 0                   # records already in the report log
+        # Where the decoding of a resumed run may start, learnt from the frames decoded.
+        self._anchors = AnchorTracker()
+        self.seek_anchor: SeekAnchor | None = None
+        # --shots auto: the detector's state after each recent frame (frames fed, cuts so far,
+        # the frame it compares the next one with), and the state loaded from a checkpoint.
+        self._footage: "FootageSetup | None" = None
+        self._detector_history: dict[int, tuple[int, Any]] = {}
+        self._detector_state: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -138,6 +158,15 @@ class ResumeSession:
         self.parts.resume(record.parts, record.next_frame)
         tensors = self.folder.load_state(record)
         self.folder.remove_stray_states(keep=record.state_file)
+        detector_arrays = {name[len(CUT_DETECTOR) + 1:]: tensors.pop(name).numpy()
+                           for name in [n for n in tensors if n.startswith(CUT_DETECTOR + ".")]}
+        if CUT_DETECTOR in record.engine_meta:
+            self._detector_state = (record.engine_meta[CUT_DETECTOR], detector_arrays)
+        if record.engine_meta.get(SEEK):
+            try:
+                self.seek_anchor = SeekAnchor.from_json(record.engine_meta[SEEK])
+            except (KeyError, TypeError, ValueError) as error:
+                raise self.folder.damaged(f"seek position unusable ({error})") from None
         if not record.complete:
             from colorize.engine.state import VideoState
 
@@ -168,6 +197,54 @@ class ResumeSession:
             report.add(int(item["frame"]), item["score"], item["reference"], int(item["shot"]))
         self._saved_report = []
         self._report = report
+
+    def continue_footage(self, footage: "FootageSetup | None") -> bool:
+        """Give ``footage`` its state at the checkpoint; False when the frames before the
+        checkpoint must be shown to it again (its cut detector's state was not saved)."""
+        self._footage = footage
+        if footage is None or footage.detector is None or not self.start_frame:
+            return True
+        if self._detector_state is None:
+            return False
+        from colorize.footage.shots import CutDetector
+
+        meta, arrays = self._detector_state
+        try:
+            detector = CutDetector.restore(meta, arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise self.folder.damaged(f"cut detector state unusable ({error})") from None
+        if detector.frames_fed != self.start_frame:
+            raise self.folder.damaged("cut detector state and position disagree")
+        footage.continue_detector(detector)
+        return True
+
+    def observe(self, meta: FrameMeta) -> None:
+        """Every decoded frame, in order, after the footage set-up saw it (decoding thread)."""
+        self._anchors.observe(meta.index, meta.pts, meta.keyframe)
+        detector = self._footage.detector if self._footage is not None else None
+        if detector is not None:
+            with self._lock:
+                self._detector_history[meta.index + 1] = (len(detector.cuts),
+                                                          detector.state_arrays())
+                self._detector_history.pop(meta.index + 1 - DETECTOR_HISTORY, None)
+
+    def _resume_state(self, next_frame: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The seek anchor and the cut detector's state for a checkpoint at ``next_frame``:
+        (meta, arrays); empty where unknown (a resumed run then decodes from the start)."""
+        meta: dict[str, Any] = {}
+        arrays: dict[str, Any] = {}
+        anchor = self._anchors.anchor_for(next_frame)
+        if anchor is not None:
+            meta[SEEK] = anchor.as_json()
+        detector = self._footage.detector if self._footage is not None else None
+        with self._lock:
+            recorded = self._detector_history.get(next_frame)
+        if detector is not None and recorded is not None:
+            cut_count, detector_arrays = recorded
+            meta[CUT_DETECTOR] = {**detector.state_meta(), "frames_fed": next_frame,
+                                  "cuts": detector.cuts[:cut_count]}
+            arrays = {f"{CUT_DETECTOR}.{name}": array for name, array in detector_arrays.items()}
+        return meta, arrays
 
     def _save_report(self, next_frame: int) -> dict[str, Any]:
         """Append the records of frames before ``next_frame`` not yet in the log; the meta
@@ -200,10 +277,14 @@ class ResumeSession:
 
     def _capture(self, index: int, state: "VideoState") -> None:
         # A copy on the CPU: the device copy would keep GPU memory until the writer saves it.
+        import torch
+
         tensors = {name: tensor.detach().to("cpu", copy=True).contiguous()
                    for name, tensor in state.state_tensors().items()}
+        meta, arrays = self._resume_state(index + 1)
+        tensors.update({name: torch.from_numpy(array.copy()) for name, array in arrays.items()})
         with self._lock:
-            self._captured[index] = (tensors, {"state": state.state_meta()})
+            self._captured[index] = (tensors, {"state": state.state_meta(), **meta})
 
     def _due(self, index: int) -> bool:
         every = self.settings.every

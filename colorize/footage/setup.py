@@ -132,6 +132,12 @@ class FootageSetup:
         if self.detector is not None and self.detector.feed(upright):
             self._cut_set.add(index)
 
+    def continue_detector(self, detector: "CutDetector") -> None:
+        """A resumed run: the cut detector as it was at the checkpoint (its cuts so far kept),
+        instead of feeding it the frames before the checkpoint again."""
+        self.detector = detector
+        self._cut_set.update(detector.cuts)
+
     def is_cut(self, frame: int) -> bool:
         return frame in self._cut_set
 

@@ -6,6 +6,11 @@ keep timing (pts, time base) and naming (the input file name of an image frame).
 
 Video files are demuxed in one pass: video packets are decoded, audio and subtitle packets are
 queued untouched on the source so the writer can copy them, interleaved by time.
+
+:meth:`Source.frames_from` starts at any frame with the numbers a decode from the start gives:
+a video file seeks to the keyframe before it and checks the frames' timestamps against a
+:class:`~colorize.video.seek.SeekAnchor` (see :mod:`colorize.video.seek`), and decodes from
+the start, with a warning, where that cannot be done exactly.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from colorize.errors import (
     UnsupportedInputError,
 )
 from colorize.video import images
+from colorize.video.seek import FrameIndex, NotSeekableError, SeekAnchor, scan_frame_index
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; av is imported lazily
     import av
@@ -56,6 +62,7 @@ class FrameMeta:
     pts: int | None
     time_base: Fraction | None
     name: str | None = None
+    keyframe: bool = False      # decoding may start here (video keyframes, every image)
 
 
 @dataclass
@@ -127,6 +134,15 @@ class Source:
     info: SourceInfo
 
     def frames(self) -> Iterator[Frame]:
+        """Every frame, from the first."""
+        return self.frames_from(0)
+
+    def frames_from(self, start: int, anchor: SeekAnchor | None = None) -> Iterator[Frame]:
+        """Frames ``start``, ``start + 1``, ... numbered as :meth:`frames` numbers them.
+
+        ``anchor`` (a video file) says where decoding may start and which timestamps follow;
+        without one the source finds its own.
+        """
         raise NotImplementedError
 
     def pending_packets(self, until_seconds: float | None) -> list["av.Packet"]:
@@ -201,9 +217,9 @@ class ImageSequenceSource(Source):
         )
         return cls(info, files)
 
-    def frames(self) -> Iterator[Frame]:
+    def frames_from(self, start: int, anchor: SeekAnchor | None = None) -> Iterator[Frame]:
         time_base = self.info.time_base
-        for index, file in enumerate(self._files):
+        for index, file in enumerate(self._files[start:], start=max(0, start)):
             try:
                 rgb = images.load_image_rgb(file)
             except (OSError, images.ImageTooLargeError) as error:
@@ -212,7 +228,8 @@ class ImageSequenceSource(Source):
                     f"({index} frames decoded before it)",
                     frames_decoded=index,
                 ) from None
-            yield Frame(rgb, FrameMeta(index=index, pts=index, time_base=time_base, name=file.name))
+            yield Frame(rgb, FrameMeta(index=index, pts=index, time_base=time_base, name=file.name,
+                                       keyframe=True))
 
 
 class VideoFileSource(Source):
@@ -223,8 +240,14 @@ class VideoFileSource(Source):
 
         _enable_ffmpeg_error_text()
         self._av = av
+        self._path = path
         self._capture = _LibavLogCapture()
         self._pending: deque[av.Packet] = deque()
+        #: Frames the decoder has produced so far, those skipped on the way to a frame included.
+        self.decoded_frames = 0
+        self._index: FrameIndex | None = None
+        self._not_seekable: str | None = None     # why the packets cannot give an index
+        self._at_start = True                     # the decoder has given only the first frame
         try:
             # A resolved path: relative names with a colon would be read as a URL scheme.
             self._container = av.open(str(path.resolve()), metadata_errors="replace")
@@ -239,13 +262,21 @@ class VideoFileSource(Source):
             self._side_streams = list(self._container.streams.audio) + list(
                 self._container.streams.subtitles
             )
-            self._video.thread_type = "AUTO"  # must be set before the first decode
-            self._frames = self._decode_all()
-            self._first = self._read_first_frame(path)
+            self._start_decoding()
             self.info = self._describe(path)
         except BaseException:
             self._container.close()
             raise
+
+    def _start_decoding(self) -> None:
+        self._video.thread_type = "AUTO"  # must be set before the first decode
+        self._frames = self._decode_all()
+        self._first = self._read_first_frame(self.path)
+        self._at_start = True
+
+    @property
+    def path(self) -> Path:
+        return self._path
 
     @property
     def container(self) -> "av.container.InputContainer":
@@ -317,19 +348,129 @@ class VideoFileSource(Source):
             return int(video.frames), True
         return None, True
 
-    def frames(self) -> Iterator[Frame]:
-        first = self._first
-        width, height = first.width, first.height
-        index = 0
-        for frame in _chain_one(first, self._frames):
+    def frames_from(self, start: int, anchor: SeekAnchor | None = None) -> Iterator[Frame]:
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        if start == 0:
+            frames = self._from_the_start(0)
+        else:
+            frames = self._reach(start, anchor)
+        width, height = self._first.width, self._first.height
+        index = start
+        for frame in frames:
             if (frame.width, frame.height) != (width, height):
                 raise UnsupportedInputError(
                     f"the frame size changes at frame {index} from {width}x{height} to "
                     f"{frame.width}x{frame.height}; split the video where it changes"
                 )
-            yield Frame(_to_rgb(frame), FrameMeta(index, frame.pts, frame.time_base))
+            meta = FrameMeta(index, frame.pts, frame.time_base, keyframe=bool(frame.key_frame))
+            yield Frame(_to_rgb(frame), meta)
             index += 1
         self._check_complete(index)
+
+    # -- seeking -----------------------------------------------------------------------------
+
+    def frame_index(self) -> FrameIndex | None:
+        """This file's frame index from a packet scan (read once, kept), or None when its
+        packets cannot number the frames exactly (:attr:`not_seekable` says why)."""
+        if self._index is None and self._not_seekable is None:
+            try:
+                self.use_frame_index(scan_frame_index(self._path, self._video.index))
+            except NotSeekableError as error:
+                self._not_seekable = str(error)
+        return self._index
+
+    @property
+    def not_seekable(self) -> str | None:
+        return self._not_seekable
+
+    def use_frame_index(self, index: FrameIndex) -> None:
+        """Seek with ``index`` (a scan of this file made elsewhere, e.g. by a batch's cuts
+        task) instead of scanning; refused (NotSeekableError) when the decoder disagrees."""
+        if self._first.pts != index.pts[0]:
+            raise NotSeekableError(f"the first decoded frame has pts {self._first.pts}, the "
+                                   f"first packet {index.pts[0]}")
+        self._index = index
+
+    def _reach(self, start: int, anchor: SeekAnchor | None) -> Iterator["av.VideoFrame"]:
+        """Decoded frames from frame ``start`` on: after a seek when one can be made exactly,
+        else from the start of the file."""
+        if anchor is None or not anchor.reaches(start):
+            index = self.frame_index()
+            if index is not None and start < index.frame_count:
+                anchor = index.anchor_for(start)
+            else:
+                anchor = None
+                reason = self._not_seekable or "the frame is past the indexed frames"
+        if anchor is not None and anchor.frame == 0:
+            return self._from_the_start(start)      # the frame is in the first GOP
+        if anchor is not None:
+            frames, reason = self._seek(anchor, start)
+            if frames is not None:
+                return frames
+        logger.warning("%s: cannot seek exactly to frame %d (%s); decoding from the start",
+                       self._path.name, start, reason)
+        return self._from_the_start(start)
+
+    def _seek(self, anchor: SeekAnchor,
+              start: int) -> tuple[Iterator["av.VideoFrame"] | None, str]:
+        """Frames from ``start`` after a seek to ``anchor``, or (None, why) when the frames
+        after the seek do not carry the anchor's timestamps."""
+        av = self._av
+        self._frames.close()
+        self._pending.clear()
+        self._at_start = False
+        try:
+            self._container.seek(anchor.pts[0], stream=self._video, backward=True)
+        except (av.FFmpegError, OSError, ValueError) as error:
+            return None, f"the seek failed: {_short(error)}"
+        self._frames = frames = self._decode_all()
+        expected = anchor.pts
+        try:
+            frame = next(frames, None)
+            while frame is not None and frame.pts is not None and frame.pts < expected[0]:
+                frame = next(frames, None)   # before the keyframe: an earlier one, leading pictures
+            if frame is None or frame.pts != expected[0]:
+                got = "no frame" if frame is None else f"pts {frame.pts}"
+                return None, f"after the seek to frame {anchor.frame} came {got}, not pts {expected[0]}"
+            for position in range(anchor.frame + 1, start + 1):
+                frame = next(frames, None)
+                offset = position - anchor.frame
+                if frame is None or (offset < len(expected) and frame.pts != expected[offset]):
+                    got = "no frame" if frame is None else f"pts {frame.pts}"
+                    return None, f"frame {position} after the seek has {got}, expected pts " \
+                        f"{expected[offset] if offset < len(expected) else '(any)'}"
+        except CorruptInputError as error:
+            return None, f"decoding after the seek failed ({error})"
+        # What the decoder said about the frames before the keyframe it started from (references
+        # it never saw) is not about any frame this run gives out.
+        self._capture.messages.clear()
+        logger.debug("%s: seeked to the keyframe at frame %d for frame %d (%d frames decoded)",
+                     self._path.name, anchor.frame, start, self.decoded_frames)
+        return _chain_one(frame, frames), ""
+
+    def _from_the_start(self, start: int) -> Iterator["av.VideoFrame"]:
+        """Decoded frames from frame ``start`` on, decoding (and dropping) every frame before."""
+        if not self._at_start:
+            self._reopen()
+        self._at_start = False
+        frames = _chain_one(self._first, self._frames)
+        for _ in range(start):
+            if next(frames, None) is None:
+                break
+        return frames
+
+    def _reopen(self) -> None:
+        """The file opened again: the decoder at its first frame (no seek to trust)."""
+        av = self._av
+        video_index = self._video.index
+        side = {stream.index for stream in self._side_streams}
+        self.close()
+        self._pending.clear()
+        self._container = av.open(str(self._path.resolve()), metadata_errors="replace")
+        self._video = self._container.streams.get(video_index)[0]
+        self._side_streams = [stream for stream in self._container.streams if stream.index in side]
+        self._start_decoding()
 
     def _decode_all(self) -> Iterator["av.VideoFrame"]:
         av = self._av
@@ -345,6 +486,7 @@ class VideoFileSource(Source):
                     continue
                 for frame in packet.decode():
                     decoded += 1
+                    self.decoded_frames += 1
                     yield frame
         except (av.FFmpegError, EOFError, ValueError, OSError) as error:
             raise CorruptInputError(

@@ -189,7 +189,10 @@ class UiConverter:
             if spec.name in named:
                 value, have = named[spec.name], True
             if not have:
-                missing.append(spec.name)
+                # A file saved before an optional input existed: the editor gives it its default,
+                # and so does the server when the prompt leaves it out.
+                if spec.required:
+                    missing.append(spec.name)
                 return
             if isinstance(value, list):  # a literal list must be wrapped, or the server reads a link
                 value = {"__value__": value}

@@ -28,7 +28,8 @@ class NodePack:
 
 COLORIZE = NodePack(
     name="colorize",
-    classes=frozenset({"ColorizeLoadColorMNet", "ColorizeFrames", "ColorizeVideo"}),
+    classes=frozenset({"ColorizeLoadColorMNet", "ColorizeFrames", "ColorizeVideo", "ColorizeKeyframes",
+                       "ColorizeLoadKeyframes", "ColorizePickKeyframes", "ColorizeKeepLuminance"}),
     install="colorize comfyui install COMFYUI_DIR",
     model_inputs={("ColorizeLoadColorMNet", "checkpoint"): "colormnet"},
 )

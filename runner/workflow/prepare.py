@@ -7,6 +7,7 @@ what was changed) or raises :class:`WorkflowError` listing every problem found, 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ MODEL_INPUT_FOLDERS: dict[str, str] = {
     "config_name": "configs",
 }
 MODEL_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx")
+#: Files of a local folder given to ``--input`` that are uploaded (images, as /upload/image takes).
+FOLDER_UPLOAD_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 
 @dataclass
@@ -151,6 +154,13 @@ def _check_assignment(
         return [f"{where}: {_describe_node(node_id, api, titles)} has no input '{input_name}'{hint}"]
     if item.option == "--input":
         path = Path(raw).expanduser()
+        if path.is_dir():
+            if not spec.is_widget or spec.type != "STRING":
+                return [f"{where}: input '{input_name}' does not take a folder name ({spec.type})"]
+            if not folder_files(path):
+                return [f"{where}: local folder {raw} holds no images to upload"]
+            item.upload_path = path
+            return []
         if not path.is_file():
             return [f"{where}: local file not found: {raw}"]
         if not spec.is_widget or spec.type not in (COMBO, "STRING"):
@@ -174,6 +184,35 @@ def _check_assignment(
         return [f"{where}: {problem}"]
     item.value = coerced
     return []
+
+
+# ----- folders -----
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The images of a local folder that ``--input NODE.INPUT=DIR`` uploads (not hidden, sorted)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_UPLOAD_SUFFIXES)
+
+
+def upload_folder(folder: Path, upload: Callable[..., str]) -> str:
+    """Upload a folder's images into one input subfolder; returns the subfolder's name.
+
+    The subfolder is named after the folder and a digest of its files' names and bytes, so a
+    rerun with the same files reuses it and other contents never mix with it; file names are
+    kept (nodes that read a folder go by them), which the digest makes safe.
+    """
+    files = folder_files(folder)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    name = f"{folder.resolve().name or 'folder'}-{digest.hexdigest()[:12]}"
+    for path in files:
+        stored = upload(path, subfolder=name)
+        if stored != f"{name}/{path.name}":
+            raise WorkflowError(f"--input {folder}: the server stored {path.name} as {stored}; "
+                                "the folder's file names must be kept, upload it again")
+    return name
 
 
 # ----- preflight -----
@@ -255,7 +294,7 @@ def prepare_workflow(
     object_info: dict[str, Any],
     sets: list[str],
     inputs: list[str],
-    upload: Callable[[Path], str],
+    upload: Callable[..., str],
     models: Callable[[str], list[str]] | None = None,
     server: str | None = None,
 ) -> PreparedWorkflow:
@@ -263,6 +302,8 @@ def prepare_workflow(
 
     Every override is checked before any file is uploaded, and the preflight runs after the
     overrides are applied, so all problems come back in one error and nothing is queued.
+    ``upload(path)`` returns the server's name for a file; a folder given to ``--input`` is
+    uploaded file by file with ``upload(path, subfolder=NAME)`` (:func:`upload_folder`).
     """
     api, source_format = to_api(load_workflow(path_or_dict), object_info)
     absent_packs = missing_packs(api, object_info)
@@ -302,7 +343,8 @@ def prepare_workflow(
     # Uploads only once everything else is known to be fine: nothing is sent for a doomed run.
     for item, record in zip(assignments, records):
         if item.upload_path is not None:
-            item.value = upload(item.upload_path)
+            item.value = (upload_folder(item.upload_path, upload) if item.upload_path.is_dir()
+                          else upload(item.upload_path))
             record["uploaded_from"] = str(item.upload_path)
             api[item.node_id]["inputs"][item.input_name] = item.value
         record["value"] = item.value

@@ -37,14 +37,16 @@ def write_video(
     audio_codec: str | None = None,
     codec: str = "libx264",
     pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode RGB ``frames`` (BT.709-tagged, converted with the BT.709 matrix).
 
     ``pts`` with ``time_base`` give each frame its own time (variable frame rate);
-    ``audio_codec`` adds a second of a deterministic tone in that codec.
+    ``audio_codec`` adds a second of a deterministic tone in that codec; ``options`` go to
+    the encoder (e.g. ``{"x264-params": "keyint=6:min-keyint=6:scenecut=0"}`` for short GOPs).
     """
     with av.open(str(path), "w") as container:
-        video = container.add_stream(codec, rate=fps)
+        video = container.add_stream(codec, rate=fps, options=options or {})
         video.width, video.height = frames[0].shape[1], frames[0].shape[0]
         video.pix_fmt = pix_fmt
         context = video.codec_context

@@ -182,3 +182,51 @@ def test_whole_video_task_uses_keyframe_references_like_colorize_run(expected, b
     result = CliRunner().invoke(cli, [str(a) for a in plain_args], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert not np.array_equal(h.decode(plain)[CUT], got[CUT])
+
+
+def test_keyframe_references_inside_shots_give_the_single_runs_frames(batch_weights, tmp_path):
+    """Keyframe references in the middle of shots join each shot task at their frames, as in
+    the single run; short GOPs make every shot task after the first start from a seek."""
+    from click.testing import CliRunner
+
+    from colorize.batch.local import LocalExecutor
+    from colorize.cli import cli
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    frames = h.clip_frames(4, seed=1) + [np.ascontiguousarray(255 - f[:, ::-1])
+                                         for f in h.clip_frames(6, seed=4)]
+    clip = write_video(folder / "film.mp4", frames, fps=24, audio_codec="aac",
+                       options={"x264-params": "keyint=3:min-keyint=3:scenecut=0:bframes=1"})
+    h.write_reference(folder / "film.png", (200, 80, 40))
+    (folder / "film.refs").mkdir()
+    keyframes = {2: (40, 90, 220), 7: (30, 200, 60)}   # inside shot 0 (0-3) and shot 1 (4-9)
+    for frame, colour in keyframes.items():
+        h.write_reference(folder / "film.refs" / f"ref_{frame:06d}.png", colour)
+    (folder / "cuts.txt").write_text("4\n")
+
+    outdir = tmp_path / "out"
+    settings = WorkerSettings(weights=str(batch_weights), device="cpu", precision="fp32")
+    plan = build_plan(folder, outdir, {"shots": str(folder / "cuts.txt"), "crf": 0})
+    summary = run_batch(plan, LocalExecutor(settings, workers=1), ResultsFile(outdir),
+                        weights_label=batch_weights.name, progress=BatchProgress(1, enabled=False))
+    [record] = summary.records
+    assert record.status == "ok", record.error
+    assert record.shots == 2 and record.frames == 10
+
+    def single_run(out: Path, *keyframe_frames: int) -> list[np.ndarray]:
+        refs = [arg for frame in keyframe_frames for arg in
+                ("--ref", f"{frame}={folder / 'film.refs' / f'ref_{frame:06d}.png'}")]
+        args = ["run", clip, "--ref", folder / "film.png", *refs, "--shots", folder / "cuts.txt",
+                "--crf", "0", "-o", out, "--weights", batch_weights, "--device", "cpu", "--fp32",
+                "-q", "--checkpoint-every", "0"]
+        result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return h.decode(out)
+
+    got, want = h.decode(Path(record.output)), single_run(tmp_path / "run.mp4", *keyframes)
+    assert len(got) == len(want) == 10
+    for index, (a, b) in enumerate(zip(got, want)):
+        assert np.array_equal(a, b), f"frame {index} differs"
+    # The mid-shot references mattered: without the one at 7, frame 7 comes out otherwise.
+    assert not np.array_equal(single_run(tmp_path / "without7.mp4", 2)[7], got[7])

@@ -214,3 +214,55 @@ def test_report_of_a_resumed_run_covers_every_frame(clip, weights, tmp_path):
     want = json.loads(expected_report.read_text())["frames"]
     assert [r["frame"] for r in got] == list(range(FRAMES))
     assert got == want
+
+
+GOP = 6
+SHOT_FRAMES = 16      # the cut detector's minimum shot length is 15 frames
+
+
+def two_shot_clip(path: Path) -> Path:
+    """Two shots (a ramp, then its inverted mirror) with short GOPs and B-frames."""
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:64, 0:64]
+    frames = []
+    for t in range(2 * SHOT_FRAMES):
+        gray = (x * 3 + y * 2 + 5 * t + rng.integers(0, 12, (64, 64))) % 200
+        if t >= SHOT_FRAMES:
+            gray = 255 - gray[:, ::-1]
+        frames.append(np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2))
+    params = f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=2"
+    return write_video(path, frames, options={"x264-params": params})
+
+
+def test_killed_shots_auto_run_resumes_by_seeking_to_the_uninterrupted_frames(clip, weights,
+                                                                              tmp_path):
+    """--shots auto: the checkpoint keeps the cut detector's state and where to seek, so the
+    resumed run decodes at most one GOP before its position and still gives the frames of an
+    uninterrupted run (the cut found before the kill included)."""
+    pytest.importorskip("scenedetect")
+    video = two_shot_clip(tmp_path / "shots.mp4")
+    inputs = (video, clip[1])
+    expected = tmp_path / "expected"
+    done = run(command(inputs, weights, expected, "--shots", "auto", "--checkpoint-every", "0"))
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "frames"
+    args = command(inputs, weights, output, "--shots", "auto", "--checkpoint-every", "4")
+    run_and_kill(args, lambda: saved_position(output) >= SHOT_FRAMES + 4)
+    record = json.loads((checkpoint_of(output) / "checkpoint.json").read_text())
+    position = record["next_frame"]
+    assert record["engine_meta"]["cut_detector"]["cuts"] == [SHOT_FRAMES]
+    assert record["engine_meta"]["seek"]["frame"] <= position
+    resumed = run([*(a for a in args if a != "-q"), "--resume", "-v"])
+    assert resumed.returncode == 0, resumed.stderr
+    seeks = [line for line in resumed.stderr.splitlines() if "seeked to the keyframe" in line]
+    assert len(seeks) == 1, resumed.stderr
+    # "...: seeked to the keyframe at frame K for frame N (D frames decoded)"
+    words = seeks[0].split()
+    keyframe, target = int(words[words.index("frame") + 1]), int(words[words.index("for") + 2])
+    decoded = int(seeks[0].rsplit("(", 1)[1].split()[0])
+    assert target == position and position - keyframe < GOP
+    assert decoded <= position - keyframe + 2     # the frame read at opening, then the GOP
+    got, want = pixels(output), pixels(expected)
+    assert list(got) == list(want) and len(got) == 2 * SHOT_FRAMES
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name

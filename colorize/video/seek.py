@@ -1,0 +1,186 @@
+"""Exact seeking: where decoding may start so that frame numbers stay those of a decode from
+the start of the file.
+
+A frame's number is its position in presentation order, counted from the first decoded frame
+(what :meth:`~colorize.video.source.Source.frames` gives). :func:`scan_frame_index` reads the
+video packets once, without decoding them: their presentation timestamps, sorted, are the
+frames in order, so frame *n* is the packet with the *n*-th smallest pts; a keyframe packet is
+a *seek point* when every packet decoded before it is shown before it (so decoding from it
+reaches every later frame, with B-frames, open GOPs and variable frame rates alike).
+
+A :class:`SeekAnchor` is what one seek needs: a seek point's frame number and the pts of the
+frames from it on. The source seeks to the anchor's first pts, drops what the decoder shows
+before it (earlier frames, an open GOP's leading pictures), and accepts the seek only when the
+frames that follow carry exactly the anchor's timestamps; otherwise it decodes from the start.
+The anchor comes from the index (a shot task) or from the frames an interrupted run already
+decoded (:class:`AnchorTracker`, saved in a resume checkpoint), which needs no scan at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+#: The longest stretch an anchor keeps (frames from its keyframe): past this a GOP is too long
+#: to be worth remembering, and a resume decodes from the start instead.
+MAX_ANCHOR_FRAMES = 2048
+
+
+class NotSeekableError(Exception):
+    """The file's packets cannot give exact frame numbers; the message says why."""
+
+
+@dataclass(frozen=True)
+class SeekAnchor:
+    """Frame ``frame`` is a keyframe decoding may start from; ``pts`` are the presentation
+    timestamps of frames ``frame``, ``frame + 1``, ... (at least the keyframe's own)."""
+
+    frame: int
+    pts: tuple[int, ...]
+
+    def reaches(self, start: int) -> bool:
+        """Whether decoding from this anchor is a way to reach frame ``start``."""
+        return 0 <= self.frame <= start and bool(self.pts)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"frame": self.frame, "pts": list(self.pts)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SeekAnchor":
+        return cls(int(data["frame"]), tuple(int(p) for p in data["pts"]))
+
+
+@dataclass(frozen=True)
+class FrameIndex:
+    """Every frame's pts in presentation order and the frames decoding may start from."""
+
+    pts: tuple[int, ...]
+    seek_points: tuple[int, ...]          # frame numbers, increasing, 0 first
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.pts)
+
+    def anchor_for(self, start: int) -> SeekAnchor:
+        """The anchor of the latest seek point at or before frame ``start``."""
+        if not 0 <= start < len(self.pts):
+            raise IndexError(f"frame {start} is outside the index (0-{len(self.pts) - 1})")
+        point = self.seek_points[bisect.bisect_right(self.seek_points, start) - 1]
+        return SeekAnchor(point, self.pts[point:start + 1])
+
+    @classmethod
+    def from_frames(cls, frames: Iterable[Any]) -> "FrameIndex":
+        """The index of frames decoded from the start (:class:`~colorize.video.source.FrameMeta`
+        in order): their own timestamps, their keyframes as seek points. A pass that decodes
+        the whole video anyway (``--shots auto``'s cut detection) needs no scan."""
+        metas = list(frames)
+        stamps = [meta.pts for meta in metas]
+        if not metas or any(pts is None for pts in stamps):
+            raise NotSeekableError("some frames carry no timestamp")
+        if any(b <= a for a, b in zip(stamps, stamps[1:])):
+            raise NotSeekableError("the frames' timestamps do not increase")
+        points = tuple(meta.index for meta in metas if meta.keyframe)
+        if not points or points[0] != 0:
+            raise NotSeekableError("the first frame is not a keyframe")
+        return cls(tuple(stamps), points)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"pts": list(self.pts), "seek_points": list(self.seek_points)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FrameIndex":
+        return cls(tuple(int(p) for p in data["pts"]), tuple(int(f) for f in data["seek_points"]))
+
+    def save(self, path: Path) -> None:
+        from colorize.footage.checkpoint import write_atomically
+
+        write_atomically(path, json.dumps(self.as_json(), separators=(",", ":")).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> "FrameIndex":
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def index_from_packets(packets: list[tuple[int | None, bool]]) -> FrameIndex:
+    """The index of a stream whose frame packets, in decode order, are ``(pts, is_keyframe)``.
+
+    Raises :class:`NotSeekableError` when the packets cannot number the frames exactly.
+    """
+    if not packets:
+        raise NotSeekableError("the video stream has no packets")
+    if any(pts is None for pts, _ in packets):
+        raise NotSeekableError("some video packets carry no timestamp")
+    ordered = sorted(pts for pts, _ in packets)  # type: ignore[type-var]
+    if any(a == b for a, b in zip(ordered, ordered[1:])):
+        raise NotSeekableError("two video packets carry the same timestamp")
+    rank = {pts: number for number, pts in enumerate(ordered)}
+    points: list[int] = []
+    shown_before = None     # the latest pts among the packets decoded so far
+    for pts, keyframe in packets:
+        # A keyframe is a seek point only when nothing decoded before it is shown after it.
+        if keyframe and (shown_before is None or shown_before < pts):
+            points.append(rank[pts])
+        shown_before = pts if shown_before is None else max(shown_before, pts)
+    if not points or points[0] != 0:
+        raise NotSeekableError("the first frame is not a keyframe")
+    return FrameIndex(tuple(ordered), tuple(sorted(points)))
+
+
+def scan_frame_index(path: Path, stream_index: int) -> FrameIndex:
+    """Read the video packets of ``path`` (demux only, nothing decoded) into a frame index.
+
+    Raises :class:`NotSeekableError` when the packets cannot give exact frame numbers (no
+    timestamps, duplicates, a count that disagrees with the container's own index).
+    """
+    import av
+
+    try:
+        with av.open(str(path.resolve()), metadata_errors="replace") as container:
+            stream = container.streams[stream_index]
+            packets = [(packet.pts, bool(packet.is_keyframe))
+                       for packet in container.demux(stream)
+                       if packet.size and not packet.is_discard]
+            indexed = int(stream.frames or 0)
+            exact_count = container.format.name == "mov,mp4,m4a,3gp,3g2,mj2"
+    except (av.FFmpegError, OSError, ValueError, EOFError) as error:
+        raise NotSeekableError(f"the packet scan failed ({error})") from None
+    index = index_from_packets(packets)
+    if exact_count and indexed and indexed != index.frame_count:
+        raise NotSeekableError(f"{index.frame_count} packets but {indexed} frames in the index")
+    return index
+
+
+class AnchorTracker:
+    """Remembers the decoded frames since the keyframe before the next checkpoint, so that a
+    resume checkpoint can say where to seek (:meth:`anchor_for`) without any scan.
+
+    Thread-safe: frames are observed where they are decoded, anchors asked for where
+    checkpoints are taken (a few frames behind, always for increasing frames)."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[int, int | None, bool]] = []   # (frame, pts, keyframe)
+        self._lock = threading.Lock()
+
+    def observe(self, frame: int, pts: int | None, keyframe: bool) -> None:
+        with self._lock:
+            self._entries.append((frame, pts, keyframe))
+            if len(self._entries) > 4 * MAX_ANCHOR_FRAMES:
+                # No checkpoint for that long: only the latest frames can still be asked for.
+                del self._entries[:2 * MAX_ANCHOR_FRAMES]
+
+    def anchor_for(self, start: int) -> SeekAnchor | None:
+        """An anchor to reach frame ``start`` from the frames seen so far, or None (no keyframe
+        in reach, or frames without timestamps). Frames before its keyframe are forgotten."""
+        with self._lock:
+            keys = [i for i, (frame, _, key) in enumerate(self._entries) if key and frame <= start]
+            if not keys:
+                return None
+            del self._entries[:keys[-1]]
+            stretch = [entry for entry in self._entries if entry[0] <= start]
+        if any(pts is None for _, pts, _ in stretch) or len(stretch) > MAX_ANCHOR_FRAMES:
+            return None
+        return SeekAnchor(stretch[0][0], tuple(int(pts) for _, pts, _ in stretch))  # type: ignore[arg-type]

@@ -1,0 +1,211 @@
+"""Exact seeking (colorize/video/seek.py, Source.frames_from): every start frame gives the frames
+a decode from the start gives, bit for bit, with the same numbers and timestamps, and the work to
+reach it is bounded by the GOP, not by the frame's position.
+
+Clips are generated here (64x48, 40-300 frames): H.264 with B-frames at constant and variable
+frame rate (MP4 and Matroska), an open GOP, GOPs of 12 and 250, VP9 and intra-only MJPEG.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from colorize.video import seek
+from colorize.video.seek import AnchorTracker, FrameIndex, NotSeekableError, SeekAnchor
+from colorize.video.source import open_source
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    codec: str
+    frames: int
+    gop: int
+    options: dict
+    vfr: bool = False
+    pix_fmt: str = "yuv420p"
+    starts: tuple[int, ...] | None = None     # None: every frame
+
+
+X264 = "scenecut=0:bframes=3:b-adapt=0:keyint={gop}:min-keyint={gop}"
+CLIPS = [
+    Clip("h264_cfr.mp4", "libx264", 40, 12, {"x264-params": X264}),
+    Clip("h264_vfr.mp4", "libx264", 40, 12, {"x264-params": X264}, vfr=True),
+    Clip("h264_vfr.mkv", "libx264", 40, 12, {"x264-params": X264}, vfr=True),
+    Clip("h264_open_gop.mp4", "libx264", 40, 12, {"x264-params": X264 + ":open-gop=1"}),
+    Clip("h264_gop250.mp4", "libx264", 300, 250, {"x264-params": X264},
+         starts=(0, 1, 100, 249, 250, 251, 260, 299)),
+    Clip("vp9.webm", "libvpx-vp9", 40, 12, {"deadline": "realtime", "cpu-used": "8", "g": "12"}),
+    Clip("mjpeg.mkv", "mjpeg", 30, 1, {}, pix_fmt="yuvj420p"),
+]
+VFR_STEPS = (33, 41, 66, 20)   # milliseconds between frames, repeating
+
+
+def write_clip(folder: Path, clip: Clip) -> Path:
+    path = folder / clip.name
+    options = {key: value.format(gop=clip.gop) for key, value in clip.options.items()}
+    rng = np.random.default_rng(3)
+    x = np.arange(64)[None, :, None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(clip.codec, rate=24, options=options)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, clip.pix_fmt
+        time_base = Fraction(1, 1000) if clip.vfr else Fraction(1, 24)
+        stream.codec_context.time_base = time_base
+        pts = 0
+        for index in range(clip.frames):
+            rgb = ((x * 3 + index * 9 + rng.integers(0, 40, (48, 64, 3))) % 256).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=clip.pix_fmt)
+            frame.pts, frame.time_base = (pts if clip.vfr else index), time_base
+            pts += VFR_STEPS[index % len(VFR_STEPS)]
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def decode_all(path: Path) -> list[tuple[int, int | None, np.ndarray]]:
+    with open_source(path) as source:
+        return [(f.meta.index, f.meta.pts, f.rgb) for f in source.frames()]
+
+
+def assert_same(got, want) -> None:
+    assert [(i, p) for i, p, _ in got] == [(i, p) for i, p, _ in want]
+    for (index, _, a), (_, _, b) in zip(got, want):
+        assert np.array_equal(a, b), f"frame {index} differs"
+
+
+def frames_from(path: Path, start: int, anchor: SeekAnchor | None = None):
+    """(frames from ``start``, frames decoded when ``start`` came out)."""
+    with open_source(path) as source:
+        frames = source.frames_from(start, anchor)
+        first = next(frames)
+        decoded = source.decoded_frames
+        rest = [(f.meta.index, f.meta.pts, f.rgb) for f in frames]
+        return [(first.meta.index, first.meta.pts, first.rgb)] + rest, decoded
+
+
+@pytest.mark.parametrize("clip", CLIPS, ids=[c.name for c in CLIPS])
+def test_every_start_gives_the_frames_of_a_decode_from_the_start(clip, tmp_path, caplog):
+    path = write_clip(tmp_path, clip)
+    want = decode_all(path)
+    assert len(want) == clip.frames
+    caplog.set_level(logging.WARNING, logger="colorize")
+    for start in clip.starts or range(clip.frames):
+        got, decoded = frames_from(path, start)
+        assert_same(got, want[start:])
+        # The frame decoded when the file is opened, then the keyframe's GOP up to the start.
+        gop_start = start - start % clip.gop
+        assert decoded <= (start - gop_start) + 2, (start, decoded)
+    # No fallback notice (FFmpeg's own lines about an open GOP's leading pictures aside).
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("colorize")]
+    assert not ours, ours
+
+
+def test_the_index_names_the_keyframes_as_seek_points(tmp_path):
+    clip = CLIPS[3]   # open GOP: leading pictures after each keyframe
+    with open_source(write_clip(tmp_path, clip)) as source:
+        index = source.frame_index()
+    assert index is not None and index.frame_count == clip.frames
+    assert index.seek_points == (0, 12, 24, 36)
+    anchor = index.anchor_for(30)
+    assert anchor.frame == 24 and anchor.pts == index.pts[24:31]
+
+
+def test_a_keyframe_that_an_earlier_packet_is_shown_after_is_no_seek_point():
+    # Decode order: key 0, then 3 (shown after the keyframe at 2), key 2, 1... -> 2 is unsafe.
+    index = seek.index_from_packets([(0, True), (3, False), (2, True), (1, False), (4, True)])
+    assert index.pts == (0, 1, 2, 3, 4)
+    assert index.seek_points == (0, 4)
+    with pytest.raises(NotSeekableError, match="no timestamp"):
+        seek.index_from_packets([(None, True), (1, False)])
+    with pytest.raises(NotSeekableError, match="same timestamp"):
+        seek.index_from_packets([(0, True), (0, False)])
+
+
+def test_a_wrong_anchor_falls_back_to_the_start_exactly_and_says_so(tmp_path, caplog):
+    path = write_clip(tmp_path, CLIPS[0])
+    want = decode_all(path)
+    # The keyframe right, the frame after it said to carry a timestamp it does not have.
+    wrong = SeekAnchor(12, (want[12][1], want[13][1] + 1))
+    caplog.set_level(logging.WARNING, logger="colorize")
+    got, decoded = frames_from(path, 20, wrong)
+    assert_same(got, want[20:])
+    assert decoded > 20                       # decoded from the start, not from a keyframe
+    [record] = [r for r in caplog.records if r.name.startswith("colorize")]
+    assert "cannot seek exactly to frame 20" in record.getMessage()
+    assert "decoding from the start" in record.getMessage()
+
+
+def test_a_stream_without_timestamps_is_decoded_from_the_start_with_a_notice(tmp_path, caplog):
+    mp4 = write_clip(tmp_path, CLIPS[0])
+    raw = tmp_path / "raw.h264"
+    with av.open(str(mp4)) as source, av.open(str(raw), "w", format="h264") as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                target.mux(packet)
+    want = decode_all(raw)
+    assert len(want) == 40 and want[5][1] is None       # a raw stream has no pts at all
+    caplog.set_level(logging.WARNING, logger="colorize")
+    got, _ = frames_from(raw, 30)
+    assert_same(got, want[30:])
+    assert any("cannot seek exactly to frame 30" in r.getMessage() for r in caplog.records)
+
+
+def test_an_index_from_another_decoder_start_is_refused(tmp_path):
+    path = write_clip(tmp_path, CLIPS[0])
+    with open_source(path) as source:
+        index = source.frame_index()
+        shifted = FrameIndex(tuple(p + 1 for p in index.pts), index.seek_points)
+        with pytest.raises(NotSeekableError, match="first decoded frame"):
+            source.use_frame_index(shifted)
+
+
+def test_anchors_from_decoded_frames_seek_without_a_scan(tmp_path, monkeypatch):
+    """What a resume checkpoint keeps: the frames an interrupted run decoded give the anchor."""
+    clip = CLIPS[1]   # VFR with B-frames
+    path = write_clip(tmp_path, clip)
+    tracker = AnchorTracker()
+    with open_source(path) as source:
+        frames = list(source.frames())
+    for frame in frames[:35]:   # the decoder ahead of the checkpoint at 30
+        tracker.observe(frame.meta.index, frame.meta.pts, frame.meta.keyframe)
+    anchor = tracker.anchor_for(30)
+    assert anchor is not None and anchor.frame == 24
+    assert anchor.pts == tuple(f.meta.pts for f in frames[24:31])
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the anchor should make a packet scan unnecessary")
+
+    monkeypatch.setattr("colorize.video.source.scan_frame_index", no_scan)
+    got, decoded = frames_from(path, 30, anchor)
+    assert_same(got, [(f.meta.index, f.meta.pts, f.rgb) for f in frames[30:]])
+    assert decoded <= 30 - 24 + 2
+
+
+def test_frame_index_round_trip_and_from_decoded_frames(tmp_path):
+    path = write_clip(tmp_path, CLIPS[4])
+    with open_source(path) as source:
+        scanned = source.frame_index()
+        metas = [frame.meta for frame in source.frames()]
+    assert FrameIndex.from_frames(metas) == scanned
+    scanned.save(tmp_path / "index.json")
+    assert FrameIndex.load(tmp_path / "index.json") == scanned
+
+
+def test_image_folders_start_at_any_frame(tmp_path):
+    from PIL import Image
+
+    for index in range(5):
+        Image.fromarray(np.full((8, 8, 3), index * 40, np.uint8)).save(tmp_path / f"f{index}.png")
+    with open_source(tmp_path) as source:
+        got = list(source.frames_from(3))
+    assert [f.meta.index for f in got] == [3, 4]
+    assert [int(f.rgb[0, 0, 0]) for f in got] == [120, 160]
