@@ -201,6 +201,4 @@ def _suggestions(report_path: Path | None, frame_count: int | None) -> list[Sugg
 
 
 def _settings(config: PickConfig) -> dict[str, Any]:
-    values = asdict(config)
-    values["quality"] = asdict(config.quality)
-    return values
+    return asdict(config)  # the quality limits too: asdict follows nested dataclasses
