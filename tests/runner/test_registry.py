@@ -17,7 +17,15 @@ REGISTRY = load_registry()
 MODEL_FILES = {
     "checkpoints": ["sd_xl_base_1.0.safetensors", "v1-5-pruned-emaonly.safetensors", "other.safetensors"],
     "upscale_models": ["RealESRGAN_x4plus.safetensors"],
+    "diffusion_models": ["qwen_image_edit_fp8_e4m3fn.safetensors", "flux1-dev-kontext_fp8_scaled.safetensors"],
+    "text_encoders": ["qwen_2.5_vl_7b_fp8_scaled.safetensors", "clip_l.safetensors", "t5xxl_fp8_e4m3fn_scaled.safetensors"],
+    "vae": ["qwen_image_vae.safetensors", "ae.safetensors"],
 }
+# Core classes of the keyframe-colouring workflows (and of colorize-film, which also previews its
+# report and references), as the recorded ComfyUI 0.33 server lists them.
+KEYFRAME_CLASSES = ("UNETLoader", "CLIPLoader", "DualCLIPLoader", "VAELoader", "ImageScaleToTotalPixels",
+                    "TextEncodeQwenImageEdit", "ModelSamplingAuraFlow", "CFGNorm", "FluxKontextImageScale",
+                    "ReferenceLatent", "FluxGuidance", "ConditioningZeroOut", "PreviewAny", "PreviewImage")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +38,7 @@ def object_info() -> dict[str, Any]:
     pack = Path(__file__).parents[1] / "colorize" / "comfyui" / "object_info_colorize.json"
     info.update(json.loads(pack.read_text())["object_info"])
     full = load_object_info()
-    info.update({name: full[name] for name in ("LoadVideo", "GetVideoComponents")})
+    info.update({name: full[name] for name in ("LoadVideo", "GetVideoComponents", *KEYFRAME_CLASSES)})
     info["LoadVideo"]["input"]["required"]["file"][1]["options"] = ["input.mp4"]
     return info
 
