@@ -201,6 +201,14 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     "timeline, extra colorize-video[timeline]).",
 )
 @click.option(
+    "--keep-shots",
+    is_flag=True,
+    help="Keep each shot's colorized output beside the output (<OUT>.colorize-shots/) with a "
+    "fingerprint of its frames, its references, the settings and the weights; a later run with "
+    "--keep-shots colorizes only the shots whose fingerprint changed and joins them all by "
+    "packet copy. Needs --shots. Replaces an output it made without --overwrite.",
+)
+@click.option(
     "--report",
     "report_path",
     metavar="PATH.json",
@@ -361,6 +369,11 @@ def run(ctx: click.Context, **options: Any) -> None:
         raise click.UsageError("Missing option '--ref' (or '--ref-dir').")
     if options["resume"] and options["checkpoint_every"] == 0:
         raise click.UsageError("--resume needs checkpoints: drop --checkpoint-every 0")
+    if options["keep_shots"] and options["shots"] is None:
+        raise click.UsageError("--keep-shots keeps shots: add --shots FILE or --shots auto")
+    if options["keep_shots"] and options["resume"]:
+        raise click.UsageError("--keep-shots continues an interrupted run shot by shot: drop "
+                               "--resume")
     memory = _memory_settings(options)
     with console_logging(quiet=options["quiet"], verbose=options["verbose"]), \
             reported_errors(ctx, interrupted="nothing was written"):
@@ -417,17 +430,31 @@ def _colorize(
     from colorize.video.source import open_source
     from colorize.video.target import resolve_output
 
-    with open_source(input_path, image_fps=Fraction(fps).limit_denominator(1001)) as source:
+    image_fps = Fraction(fps).limit_denominator(1001)
+    with open_source(input_path, image_fps=image_fps) as source:
         info = source.info
-        target = resolve_output(output, info, overwrite)
+        if options["keep_shots"]:
+            from colorize.footage import shot_cache
+
+            target = shot_cache.resolve_kept_output(output, info, overwrite)
+        else:
+            target = resolve_output(output, info, overwrite)
         footage = _footage_setup(options, reference_path, info, fps)
         reference = footage.main_reference
         if options["plan_only"]:
             _print_plan(options, memory, engine, info)
             for line in footage.describe(info.frame_count):
                 click.echo(line)
+            if options["keep_shots"]:
+                _print_kept_shots(options, memory, engine, target, source, footage, crf, fps)
             return None
         config = _engine_config(options, memory, engine, quiet=quiet)
+        if options["keep_shots"]:
+            knobs = _run_knobs(options, config, engine, target, source, crf, fps)
+            shot_cache.run_keeping_shots(
+                source, lambda: open_source(input_path, image_fps=image_fps), target, footage,
+                knobs, lambda: engine.build_colorizer(config), crf=crf, quiet=quiet)
+            return target.path
         # Before the model is loaded: a checkpoint that cannot be used fails fast.
         session = _resume_session(options, config, engine, target, source, input_path,
                                   reference_path, crf, fps)
@@ -497,19 +524,32 @@ def _resume_session(options: dict[str, Any], config: "EngineConfig", engine: Any
                     crf: int | None, fps: float) -> Any:
     """The checkpoint/resume session of this run (checked against a checkpoint left beside
     the output), or None (single image, --checkpoint-every 0)."""
-    from colorize.devices import choose_device
     from colorize.footage.fingerprint import build_fingerprint
-    from colorize.footage.knobs import reference_files, run_knobs
+    from colorize.footage.knobs import reference_files
     from colorize.footage.resume import CheckpointSettings, ResumeSession
     from colorize.video.source import open_source
 
     settings = CheckpointSettings(every=options["checkpoint_every"], resume=options["resume"])
+    knobs = _run_knobs(options, config, engine, target, source, crf, fps)
+    fingerprint = build_fingerprint(input_path, reference_files(reference_path), knobs)
+    image_fps = Fraction(fps).limit_denominator(1001)
+    return ResumeSession.open(target, source, lambda: open_source(input_path, image_fps=image_fps),
+                              crf, fingerprint, settings)
+
+
+def _run_knobs(options: dict[str, Any], config: "EngineConfig", engine: Any, target: Any,
+               source: Any, crf: int | None, fps: float) -> dict[str, Any]:
+    """Every setting of this run that changes the output (resume and --keep-shots compare
+    them), with the device and precision it will actually use."""
+    from colorize.devices import choose_device
+    from colorize.footage.knobs import run_knobs
+
     device = choose_device(config.device)
     try:
         precision = engine.resolve_precision(config.precision, device)
     except ColorizeError:
         precision = config.precision  # building the colorizer reports it
-    knobs = run_knobs(
+    return run_knobs(
         engine_config=config,
         device_type=device.type,
         precision=precision,
@@ -519,10 +559,26 @@ def _resume_session(options: dict[str, Any], config: "EngineConfig", engine: Any
         fps=fps if source.info.kind != "video" else None,
         extra_options=options,
     )
-    fingerprint = build_fingerprint(input_path, reference_files(reference_path), knobs)
-    image_fps = Fraction(fps).limit_denominator(1001)
-    return ResumeSession.open(target, source, lambda: open_source(input_path, image_fps=image_fps),
-                              crf, fingerprint, settings)
+
+
+def _print_kept_shots(options: dict[str, Any], memory: "MemorySettings", engine: Any,
+                      target: Any, source: Any, footage: Any, crf: int | None,
+                      fps: float) -> None:
+    """--plan --keep-shots: which shots a run would colorize and which it would reuse (the
+    frames are decoded to fingerprint them; the model is not loaded)."""
+    from colorize.footage import shot_cache
+    from colorize.weights import WeightsNotFoundError, resolve_checkpoint
+
+    try:
+        weights = Path(resolve_checkpoint(options["weights"], allow_download=False))
+    except WeightsNotFoundError:
+        knobs, reason = None, "weights not downloaded yet: every shot is colorized"
+    else:
+        config = _config_from_options(options, memory, engine, weights)
+        knobs, reason = _run_knobs(options, config, engine, target, source, crf, fps), None
+    plan = shot_cache.plan_shots_quietly(source, target, footage, knobs, reason=reason)
+    for line in plan.describe():
+        click.echo(line)
 
 
 def _if_resumable(session: Any, colorizer: Any) -> Any:

@@ -19,6 +19,7 @@ from colorize.footage.references import parse_ref_option
 #: Options that do not change the output (or are fingerprinted on their own).
 NOT_KNOBS = frozenset({
     "quiet", "verbose", "plan_only", "resume", "checkpoint_every", "overwrite", "output",
+    "keep_shots",
     "input_path", "reference_path", "references", "report", "report_path",
     # Already in the engine configuration (resolved), so raw spellings do not matter:
     "device", "precision", "weights", "memory_mode", "mem_every", "top_k",

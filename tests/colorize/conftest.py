@@ -3,6 +3,9 @@
 * ``fake_colorizer``: installs a deterministic test colorizer as the engine and points
   ``COLORIZE_WEIGHTS`` at a dummy file, so the CLI runs end to end without the model.
 * ``red_reference``: a small solid reference image.
+* ``synthetic_weights_path``: the full-size synthetic checkpoint (crc32-normal-v1 rule: real
+  keys and shapes, made-up values) as a safetensors file, written once per session, for tests
+  that run the real engine through files or the CLI.
 """
 
 from __future__ import annotations
@@ -44,3 +47,22 @@ def red_reference(tmp_path: Path) -> Path:
     return path
 
 
+
+
+@pytest.fixture(scope="session")
+def synthetic_weights_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import importlib.util
+    import json
+
+    from safetensors.torch import save_file
+
+    tests = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "make_test_weights", tests / "fixtures" / "make_test_weights.py")
+    rule = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rule)
+    entries = json.loads((tests.parent / "colorize" / "model" / "checkpoint_spec.json")
+                         .read_text())["entries"]
+    path = tmp_path_factory.mktemp("synthetic-weights") / "colormnet-synthetic.safetensors"
+    save_file({k: v.contiguous() for k, v in rule.build_state_dict(entries).items()}, str(path))
+    return path

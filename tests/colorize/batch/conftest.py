@@ -3,8 +3,6 @@ synthetic weights written once, and a local Ray instance started once per sessio
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -12,24 +10,13 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 
 @pytest.fixture(scope="session")
-def batch_weights(tmp_path_factory) -> Path:
+def batch_weights(synthetic_weights_path) -> Path:
     """The crc32-normal-v1 synthetic checkpoint as a file (real shapes, made-up values)."""
-    from safetensors.torch import save_file
-
-    spec = importlib.util.spec_from_file_location(
-        "make_test_weights", TESTS / "fixtures" / "make_test_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    entries = json.loads((TESTS.parent / "colorize" / "model" / "checkpoint_spec.json")
-                         .read_text())["entries"]
-    path = tmp_path_factory.mktemp("batch-weights") / "colormnet-synthetic.safetensors"
-    save_file({k: v.contiguous() for k, v in module.build_state_dict(entries).items()}, str(path))
-    return path
+    return synthetic_weights_path
 
 
 @pytest.fixture(scope="session")
