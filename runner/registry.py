@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from runner.workflow import parse_value
 from runner.workflow.errors import WorkflowError
@@ -21,6 +22,19 @@ REGISTRY_FILE = REGISTRY_DIR / "registry.json"
 PARAMETER_TYPES = frozenset({"int", "float", "string", "bool", "choice", "model", "image", "folder"})
 #: Parameter types whose value may be a local path that is uploaded (a file, or a folder's images).
 UPLOAD_TYPES = {"image": Path.is_file, "folder": Path.is_dir}
+# Parameters whose value names a file or folder: a model on the server, or input files (uploaded when local).
+FILE_TYPES = ("model", "image", "folder")
+TEXT_TYPES = FILE_TYPES + ("string",)
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+DEFAULT_CATEGORY = "other"
+_SCHEMA_TYPES = {"int": "integer", "float": "number", "bool": "boolean"}
+
+
+def _same_json(value: Any, choice: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` is ``1.0`` (as JSON Schema's ``enum`` compares)."""
+    if isinstance(value, bool) or isinstance(choice, bool):
+        return isinstance(value, bool) and isinstance(choice, bool) and value == choice
+    return value == choice
 
 
 @dataclass(frozen=True)
@@ -48,21 +62,36 @@ class Parameter:
     def coerce(self, raw: str) -> tuple[Any, str | None]:
         """Parse a ``--param`` value; returns ``(value, problem or None)``."""
         value = parse_value(raw)
-        if self.type in ("string", "model", "image", "folder"):
-            return (raw if not isinstance(value, str) else value), None
+        if self.type in TEXT_TYPES and not isinstance(value, str):
+            value = raw  # text stays text: '--param prompt=42' is the prompt "42"
+        elif self.type == "choice" and not any(_same_json(value, choice) for choice in self.choices_or_empty):
+            value = raw  # a choice named like a number or true: '--param mode=1'
+        return self.check(value)
+
+    @property
+    def choices_or_empty(self) -> tuple[Any, ...]:
+        return self.choices or ()
+
+    def check(self, value: Any) -> tuple[Any, str | None]:
+        """Check a JSON value (as a web form sends it); returns ``(value, problem or None)``.
+
+        The value's JSON type must fit (a number for ``int``/``float``, text for ``string``,
+        ``model`` and ``image``), as the parameter's JSON Schema (:func:`parameter_schema`) says.
+        """
+        shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+        if self.type in TEXT_TYPES:
+            return (value, None) if isinstance(value, str) else (value, f"{shown} is not text")
         if self.type == "bool":
-            if isinstance(value, bool):
-                return value, None
-            return raw, f"{raw!r} is not true or false"
+            return (value, None) if isinstance(value, bool) else (value, f"{shown} is not true or false")
         if self.type == "choice":
-            if value in (self.choices or ()) or raw in (self.choices or ()):
-                return (value if value in (self.choices or ()) else raw), None
-            return raw, f"{raw!r} is not one of {', '.join(map(str, self.choices or ()))}"
+            if any(_same_json(value, choice) for choice in self.choices_or_empty):
+                return value, None
+            return value, f"{shown} is not one of {', '.join(map(str, self.choices_or_empty))}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return raw, f"{raw!r} is not a number"
+            return value, f"{shown} is not a number"
         if self.type == "int":
             if isinstance(value, float) and not value.is_integer():
-                return raw, f"{raw!r} is not a whole number"
+                return value, f"{shown} is not a whole number"
             value = int(value)
         else:
             value = float(value)
@@ -97,6 +126,11 @@ class Entry:
     description: str
     file: Path
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    category: str = DEFAULT_CATEGORY
+
+    def json_schema(self) -> dict[str, Any]:
+        """The parameters as a JSON Schema (draft 2020-12); see :func:`workflow_schema`."""
+        return workflow_schema(self)
 
     def template(self) -> dict[str, Any]:
         """A fresh copy of the API-format template."""
@@ -105,27 +139,34 @@ class Entry:
         except (OSError, json.JSONDecodeError) as exc:
             raise WorkflowError(f"registry workflow '{self.id}': cannot read template {self.file.name}: {exc}") from None
 
-    def overrides(self, params: list[str]) -> tuple[list[str], list[str], dict[str, Any]]:
-        """Turn ``name=value`` strings into ``(sets, inputs, values)`` for :func:`prepare_workflow`.
+    def overrides(self, params: list[str] | Mapping[str, Any]) -> tuple[list[str], list[str], dict[str, Any]]:
+        """Turn ``name=value`` strings (the command line), or a mapping of JSON values (a web form,
+        checked as :meth:`json_schema` describes), into ``(sets, inputs, values)`` for
+        :func:`prepare_workflow`.
 
         Every problem (unknown name, bad value, two parameters writing one input) is collected
-        and raised together as a :class:`WorkflowError`.
+        and raised together as a :class:`WorkflowError`; the messages are the same either way.
         """
         problems: list[str] = []
         values: dict[str, Any] = {}
-        for text in params:
-            name, sep, raw = text.partition("=")
-            name = name.strip()
-            if not sep or not name:
-                problems.append(f"--param {text!r}: expected NAME=VALUE")
-                continue
+        pairs: list[tuple[str, Any, bool]] = []  # (name, value, value is command-line text)
+        if isinstance(params, Mapping):
+            pairs = [(str(name), value, False) for name, value in params.items()]
+        else:
+            for text in params:
+                name, sep, raw = text.partition("=")
+                if not sep or not name.strip():
+                    problems.append(f"--param {text!r}: expected NAME=VALUE")
+                    continue
+                pairs.append((name.strip(), raw, True))
+        for name, raw, is_text in pairs:
             parameter = self.parameters.get(name)
             if parameter is None:
                 close = difflib.get_close_matches(name, list(self.parameters), n=1)
                 hint = f"did you mean '{close[0]}'?" if close else f"parameters: {', '.join(self.parameters)}"
                 problems.append(f"--param {name}: '{self.id}' has no parameter '{name}' ({hint})")
                 continue
-            value, problem = parameter.coerce(raw)
+            value, problem = parameter.coerce(raw) if is_text else parameter.check(raw)
             if problem:
                 problems.append(f"--param {name}: {problem}")
             else:
@@ -215,6 +256,7 @@ def load_registry(path: Path = REGISTRY_FILE) -> Registry:
             description=str(raw.get("description", "")),
             file=path.parent / str(raw.get("file", "")),
             parameters=parameters,
+            category=str(raw.get("category") or DEFAULT_CATEGORY),
         )
     if problems:
         raise WorkflowError(problems)
@@ -254,3 +296,65 @@ def resolve_workflow(source: str, registry: Registry | None = None) -> tuple[dic
         entry = registry.entries[source]
         return entry.template(), entry
     return Path(source), None
+
+
+def parameter_schema(parameter: Parameter) -> dict[str, Any]:
+    """One parameter as a JSON Schema: its JSON type, limits, choices, default and description.
+
+    Keywords of our own, which JSON Schema validators ignore and form builders can read:
+
+    * ``x-comfy-file``: ``"file"`` or ``"folder"``: the value is a local path that comfy-run uploads
+      (or a name in the server's input folder); a form shows a file picker. ``contentMediaType``
+      is set too when the default's extension tells the kind (``image/*``, ``video/*``);
+    * ``x-comfy-model-folder``: the value is a model file name from ``GET /models/<folder>``;
+    * ``x-comfy-targets``: the node inputs the parameter writes (``[{"node", "input"}]``).
+    """
+    schema: dict[str, Any] = {"title": parameter.name, "description": parameter.description}
+    if parameter.type == "choice":
+        schema["enum"] = list(parameter.choices_or_empty)
+    else:
+        schema["type"] = _SCHEMA_TYPES.get(parameter.type, "string")
+    if parameter.type in ("int", "float"):
+        if parameter.min is not None:
+            schema["minimum"] = parameter.min
+        if parameter.max is not None:
+            schema["maximum"] = parameter.max
+    if parameter.default is not None:
+        schema["default"] = parameter.default
+    if parameter.type == "model":
+        schema["x-comfy-model-folder"] = parameter.folder or ""
+    if parameter.type in UPLOAD_TYPES:
+        schema["x-comfy-file"] = "folder" if parameter.type == "folder" else "file"
+        kind = mimetypes.guess_type(str(parameter.default or ""))[0]
+        if parameter.type == "image" and kind:
+            schema["contentMediaType"] = kind.split("/")[0] + "/*"
+    schema["x-comfy-targets"] = [{"node": target.node, "input": target.input} for target in parameter.targets]
+    return schema
+
+
+def workflow_schema(entry: Entry) -> dict[str, Any]:
+    """A registry workflow's parameters as one JSON Schema (draft 2020-12) for an object of values.
+
+    Every parameter is optional (the template holds its default), no other name is allowed, and
+    parameters that write the same node input exclude each other. A parameter set the schema accepts is one :meth:`Entry.overrides` accepts, and the other way round
+    (tested). ``x-comfy-workflow`` and ``x-comfy-category`` name the entry.
+    """
+    schema: dict[str, Any] = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": f"urn:comfy-run:workflow:{entry.id}",
+        "title": entry.title,
+        "description": entry.description,
+        "type": "object",
+        "properties": {name: parameter_schema(parameter) for name, parameter in entry.parameters.items()},
+        "additionalProperties": False,
+    }
+    # Parameters that write one node input exclude each other ('size' against 'width'), as overrides() says.
+    exclusive = {name: [other for other, rival in entry.parameters.items()
+                        if other != name and set(rival.targets) & set(parameter.targets)]
+                 for name, parameter in entry.parameters.items()}
+    if any(exclusive.values()):
+        schema["dependentSchemas"] = {name: {"not": {"anyOf": [{"required": [other]} for other in others]}}
+                                      for name, others in exclusive.items() if others}
+    schema["x-comfy-workflow"] = entry.id
+    schema["x-comfy-category"] = entry.category
+    return schema

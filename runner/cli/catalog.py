@@ -35,7 +35,7 @@ def list_command(json_output: bool) -> None:
     """List the ready-made workflows of the registry."""
     registry = _registry()
     if json_output:
-        click.echo(json.dumps([{"id": e.id, "title": e.title, "description": e.description,
+        click.echo(json.dumps([{"id": e.id, "title": e.title, "category": e.category, "description": e.description,
                                 "parameters": sorted(e.parameters)} for e in registry.entries.values()], indent=2))
         return
     width = max(len(entry_id) for entry_id in registry.entries)
@@ -46,7 +46,9 @@ def list_command(json_output: bool) -> None:
 @click.command("show")
 @click.argument("workflow_id")
 @click.option("--json", "json_output", is_flag=True, help="Print the entry and its template as JSON.")
-def show_command(workflow_id: str, json_output: bool) -> None:
+@click.option("--json-schema", "json_schema", is_flag=True,
+              help="Print the parameters as a JSON Schema (draft 2020-12), for building a form.")
+def show_command(workflow_id: str, json_output: bool, json_schema: bool) -> None:
     """Show a registry workflow's parameters (type, limits, default, targets)."""
     registry = _registry()
     try:
@@ -55,9 +57,12 @@ def show_command(workflow_id: str, json_output: bool) -> None:
     except ComfyRunError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(int(exc.exit_code))
+    if json_schema:
+        click.echo(json.dumps(entry.json_schema(), indent=2))
+        return
     if json_output:
         click.echo(json.dumps({
-            "id": entry.id, "title": entry.title, "description": entry.description,
+            "id": entry.id, "title": entry.title, "category": entry.category, "description": entry.description,
             "parameters": {name: {"type": p.type, "min": p.min, "max": p.max, "choices": p.choices, "default": p.default,
                                   "description": p.description,
                                   "targets": [{"node": t.node, "input": t.input} for t in p.targets]}
