@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Iterator
 
 from colorize.errors import OutputWriteError
 from colorize.video.sink import VideoFileSink
-from colorize.video.source import FrameMeta, Source, VideoFileSource, packet_seconds
+from colorize.video.source import (
+    FrameMeta,
+    Source,
+    VideoFileSource,
+    discard_others,
+    packet_seconds,
+)
 from colorize.video.target import OutputTarget
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +50,7 @@ class SidePacketReader:
 
         self._container = av.open(str(source.info.path.resolve()), metadata_errors="replace")
         wanted = [self._container.streams[stream.index] for stream in source.side_streams]
+        discard_others(self._container, wanted)
         self._packets = self._container.demux(*wanted) if wanted else iter(())
         self._next: "av.Packet | None" = None
 

@@ -140,7 +140,10 @@ def scan_frame_index(path: Path, stream_index: int) -> FrameIndex:
 
     try:
         with av.open(str(path.resolve()), metadata_errors="replace") as container:
-            stream = container.streams[stream_index]
+            stream = container.streams.get(stream_index)[0]
+            from colorize.video.source import discard_others
+
+            discard_others(container, [stream])
             packets = [(packet.pts, bool(packet.is_keyframe))
                        for packet in container.demux(stream)
                        if packet.size and not packet.is_discard]

@@ -550,6 +550,18 @@ def _to_rgb(frame: "av.VideoFrame") -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
+def discard_others(container: "av.container.InputContainer",
+                   wanted: list["av.stream.Stream"]) -> None:
+    """Tell the demuxer to skip the packets of every stream but ``wanted``: where the file
+    allows (MP4, MOV) their bytes are then not even read."""
+    import av
+
+    keep = {stream.index for stream in wanted}
+    for stream in container.streams:
+        if stream.index not in keep:
+            stream.discard = av.stream.Discard.all
+
+
 def packet_seconds(packet: "av.Packet") -> float:
     stamp = packet.dts if packet.dts is not None else packet.pts
     if stamp is None or packet.time_base is None:
