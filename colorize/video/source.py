@@ -50,6 +50,9 @@ _HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG"}
 # Untagged material this tall is almost always BT.709 (HD); smaller is usually BT.601 (SD).
 _HD_MIN_HEIGHT = 720
 
+# Seconds before a keyframe to seek to again when a seek lands after it.
+_SEEK_MARGINS = (0, 1, 4, 16)
+
 # FFmpeg's name for the demuxer that reads MP4/MOV: the only one whose frame index is exact.
 _INDEXED_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
 
@@ -416,23 +419,23 @@ class VideoFileSource(Source):
               start: int) -> tuple[Iterator["av.VideoFrame"] | None, str]:
         """Frames from ``start`` after a seek to ``anchor``, or (None, why) when the frames
         after the seek do not carry the anchor's timestamps."""
-        av = self._av
-        self._frames.close()
-        self._pending.clear()
+        expected = anchor.pts
         self._at_start = False
         try:
-            self._container.seek(anchor.pts[0], stream=self._video, backward=True)
-        except (av.FFmpegError, OSError, ValueError) as error:
-            return None, f"the seek failed: {_short(error)}"
-        self._frames = frames = self._decode_all()
-        expected = anchor.pts
-        try:
-            frame = next(frames, None)
-            while frame is not None and frame.pts is not None and frame.pts < expected[0]:
-                frame = next(frames, None)   # before the keyframe: an earlier one, leading pictures
-            if frame is None or frame.pts != expected[0]:
-                got = "no frame" if frame is None else f"pts {frame.pts}"
-                return None, f"after the seek to frame {anchor.frame} came {got}, not pts {expected[0]}"
+            frame, reason = None, ""
+            for seconds_before in _SEEK_MARGINS:
+                # Demuxers without an index (MPEG-TS) may land after the keyframe: seeking again
+                # a little earlier costs some frames decoded, never a wrong one.
+                margin = round(seconds_before / self._video.time_base) if self._video.time_base \
+                    else 0
+                frame, reason = self._land(expected[0] - margin, expected[0])
+                if frame is not None and frame.pts == expected[0]:
+                    break
+                if frame is not None and frame.pts is None:
+                    return None, "a frame after the seek has no timestamp"
+            else:
+                return None, f"after the seek to frame {anchor.frame}: {reason}"
+            frames = self._frames
             for position in range(anchor.frame + 1, start + 1):
                 frame = next(frames, None)
                 offset = position - anchor.frame
@@ -448,6 +451,24 @@ class VideoFileSource(Source):
         logger.debug("%s: seeked to the keyframe at frame %d for frame %d (%d frames decoded)",
                      self._path.name, anchor.frame, start, self.decoded_frames)
         return _chain_one(frame, frames), ""
+
+    def _land(self, target: int, wanted: int) -> tuple["av.VideoFrame | None", str]:
+        """Seek to the keyframe at or before ``target`` and decode up to the first frame shown
+        at ``wanted`` or later (earlier ones: another GOP, an open GOP's leading pictures)."""
+        av = self._av
+        self._frames.close()
+        self._pending.clear()
+        try:
+            self._container.seek(target, stream=self._video, backward=True)
+        except (av.FFmpegError, OSError, ValueError) as error:
+            return None, f"the seek failed: {_short(error)}"
+        self._frames = frames = self._decode_all()
+        frame = next(frames, None)
+        while frame is not None and frame.pts is not None and frame.pts < wanted:
+            frame = next(frames, None)
+        if frame is None:
+            return None, "no frame came"
+        return frame, f"came pts {frame.pts}, not {wanted}"
 
     def _from_the_start(self, start: int) -> Iterator["av.VideoFrame"]:
         """Decoded frames from frame ``start`` on, decoding (and dropping) every frame before."""
