@@ -42,7 +42,8 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--token", envvar="COMFYUI_API_KEY", show_envvar=True, metavar="TOKEN",
                      help="Sent as 'Authorization: Bearer TOKEN'; never printed or logged."),
         click.option("--set", "sets", multiple=True, metavar="TARGET.INPUT=VALUE",
-                     help="Override an input; TARGET is a node id, title or unique class. VALUE is JSON or a string."),
+                     help="Override an input; TARGET is a node id, title or unique class, or '*' for every node that has "
+                          "INPUT ('*.seed=42'). VALUE is JSON or a string."),
         click.option("--input", "inputs", multiple=True, metavar="TARGET.INPUT=PATH",
                      help="Upload a local file and set its server name on the input."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,

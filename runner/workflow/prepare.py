@@ -116,6 +116,42 @@ class _Assignment:
     input_name: str = ""
     value: Any = None
     upload_path: Path | None = None
+    target: str = ""  # as the user wrote it ('*.seed' for each node a wildcard reached)
+
+
+WILDCARD = "*"
+
+
+def _has_input(node: dict[str, Any], input_name: str, object_info: dict[str, Any]) -> bool:
+    """Whether a wildcard reaches this node: it holds ``input_name`` as a value (not a link), or its
+    class has such a widget that the graph leaves at its default."""
+    inputs = node.get("inputs") or {}
+    if input_name in inputs:
+        return not isinstance(inputs[input_name], list)
+    info = object_info.get(node.get("class_type"))
+    spec = all_input_specs(info, inputs).get(input_name) if info else None
+    return spec is not None and spec.is_widget
+
+
+def _expand(option: str, texts: list[str], api: dict[str, Any], object_info: dict[str, Any]
+            ) -> tuple[list[_Assignment], list[str]]:
+    """One assignment per text; ``*.INPUT=VALUE`` becomes one per node that has INPUT (error if none)."""
+    assignments: list[_Assignment] = []
+    problems: list[str] = []
+    for text in texts:
+        left, _, raw = text.partition("=")
+        target, dot, input_name = left.partition(".")
+        if target != WILDCARD or not dot or not input_name:
+            assignments.append(_Assignment(option, text, target=left))
+            continue
+        nodes = [nid for nid, node in api.items() if _has_input(node, input_name, object_info)]
+        if not nodes:
+            known = sorted({name for node in api.values() for name in (node.get("inputs") or {})})
+            close = difflib.get_close_matches(input_name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{option} {left}: no node has an input '{input_name}'{hint}")
+        assignments += [_Assignment(option, f"{nid}.{input_name}={raw}", target=left) for nid in nodes]
+    return assignments, problems
 
 
 def _input_spec(node_id: str, input_name: str, api: dict[str, Any], object_info: dict[str, Any]) -> InputSpec | None:
@@ -310,8 +346,10 @@ def prepare_workflow(
     if absent_packs:  # the one thing to fix first; per-input checks against absent classes are noise
         raise WorkflowError([pack.missing_message(server) for pack in absent_packs])
     titles = node_titles(api, object_info)
-    assignments = [_Assignment("--set", text) for text in sets] + [_Assignment("--input", text) for text in inputs]
-    problems: list[str] = []
+    set_items, problems = _expand("--set", list(sets), api, object_info)
+    input_items, input_problems = _expand("--input", list(inputs), api, object_info)
+    assignments = set_items + input_items
+    problems += input_problems
     records: list[dict[str, Any]] = []
     skip: set[tuple[str, str]] = set()
     for item in assignments:
@@ -325,7 +363,7 @@ def prepare_workflow(
         records.append(
             {
                 "option": item.option,
-                "target": item.text.partition("=")[0],
+                "target": item.target or item.text.partition("=")[0],
                 "node": item.node_id,
                 "class_type": node.get("class_type"),
                 "title": titles.get(item.node_id),
