@@ -59,9 +59,11 @@ REPORT_COUNT = "report_records"
 AUTO_MIN_SECONDS = 10.0
 SEEK = "seek"
 CUT_DETECTOR = "cut_detector"
-# How many frames the decoder may run ahead of the engine's checkpoint: the cut detector's
-# state is kept this far back.
-DETECTOR_HISTORY = 512
+# How far back the cut detector's state is kept (one small frame each, at most 256 pixels a
+# side): the decoder runs at most a queue (4), a key-encode chunk (16) and the compute queue
+# (2) ahead of the frame a checkpoint is taken at. A miss only makes that checkpoint's resume
+# decode from the start.
+DETECTOR_HISTORY = 64
 
 
 @dataclass(frozen=True)

@@ -439,6 +439,8 @@ class VideoFileSource(Source):
             for position in range(anchor.frame + 1, start + 1):
                 frame = next(frames, None)
                 offset = position - anchor.frame
+                if frame is None and position == start and offset >= len(expected):
+                    return iter(()), ""      # the frames up to the start were all there: the end
                 if frame is None or (offset < len(expected) and frame.pts != expected[offset]):
                     got = "no frame" if frame is None else f"pts {frame.pts}"
                     return None, f"frame {position} after the seek has {got}, expected pts " \

@@ -255,3 +255,16 @@ def test_shot_tasks_seek_with_the_index_the_cuts_task_wrote(tmp_path, monkeypatc
         # The frame read at opening, the GOP up to the shot, the shot, what frame threading
         # had decoded ahead when the shot ended.
         assert decoded <= 1 + start % clip.gop + (end - start) + 8, (start, decoded)
+
+
+def test_starting_at_the_end_gives_no_frames_and_no_warning(tmp_path, caplog):
+    path = write_clip(tmp_path, CLIPS[0])
+    with open_source(path) as source:
+        frames = list(source.frames())
+    tracker = AnchorTracker()
+    for frame in frames:
+        tracker.observe(frame.meta.index, frame.meta.pts, frame.meta.keyframe)
+    caplog.set_level(logging.WARNING, logger="colorize")
+    with open_source(path) as source:
+        assert list(source.frames_from(40, tracker.anchor_for(40))) == []
+    assert not [r for r in caplog.records if r.name.startswith("colorize")]
