@@ -181,21 +181,30 @@ class AsyncComfyClient(ClientBase):
         """Submit and wait. Validation errors raise :class:`PromptValidationError`. A task cancelled
         during the POST still cancels the prompt, which the server may have queued already."""
         deadline = Deadline(timeout)
-        submitted: SubmitResult | None = None
         own_id = prompt_id or self.protocol.new_prompt_id()
+        # The POST is shielded: a task cancelled mid-POST lets it reach its reply (the server may be
+        # queueing it right now), then cancels our id, so the prompt cannot start after we left.
+        posting = asyncio.ensure_future(self.submit(workflow, prompt_id=own_id, deadline=deadline))
         try:
-            submitted = await self.submit(workflow, prompt_id=own_id, deadline=deadline)
+            submitted = await asyncio.shield(posting)
         except asyncio.CancelledError:
-            await self._cancel_behind(own_id)
+            await self._cancel_behind(own_id, after=posting)
             raise
         await _deliver(on_event, Queued(prompt_id=submitted.prompt_id, number=submitted.number,
                                         node_errors=submitted.node_errors))
         return await self.wait(submitted.prompt_id, timeout=deadline.remaining(), on_event=on_event, workflow=workflow)
 
-    async def _cancel_behind(self, prompt_id: str) -> None:
-        """Cancel ``prompt_id`` on the server for a task being cancelled: shielded, so a second
-        cancellation of the task does not stop it half-way."""
-        task = asyncio.ensure_future(self.cancel(prompt_id))
+    async def _cancel_behind(self, prompt_id: str, after: asyncio.Future[Any] | None = None) -> None:
+        """Cancel ``prompt_id`` on the server for a task being cancelled (once ``after``, its POST,
+        is done): shielded, so a second cancellation of the task does not stop it half-way."""
+        async def cancel() -> None:
+            if after is not None:
+                await asyncio.wait([after])
+                if not after.cancelled():
+                    after.exception()  # retrieved: a failed POST has nothing to cancel, cancel() finds that
+            await self.cancel(prompt_id)
+
+        task = asyncio.ensure_future(cancel())
         self._cancelling.add(task)
         task.add_done_callback(self._cancelling.discard)
         await asyncio.shield(task)

@@ -195,6 +195,27 @@ def test_cancelling_the_task_cancels_our_running_prompt(comfy_server: FakeComfyS
     assert comfy_server.history[own]["status"]["messages"][-1][0] == "execution_interrupted"
 
 
+def test_a_task_cancelled_during_the_post_still_cancels_the_prompt(comfy_server: FakeComfyServer) -> None:
+    comfy_server.config.step_delay = 0.05
+    comfy_server.add_fault("/prompt", "delay", method="POST", delay=0.5)  # the server sits on the POST
+
+    async def body(client: AsyncComfyClient) -> str:
+        own = str(uuid.uuid4())
+        task = asyncio.ensure_future(client.run(workflow(steps=400), prompt_id=own))
+        while not any(m == "POST" and p == "/prompt" for m, p, _ in list(comfy_server.requests)):
+            await asyncio.sleep(0.01)
+        task.cancel()  # before the server has queued anything
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return own
+
+    own = with_client(comfy_server, body)  # leaving the client waits for the cancel behind the task
+    assert comfy_server.posted_prompt_ids() == [own]
+    assert comfy_server.wait_until(lambda: comfy_server.queue_snapshot() == ([], []), timeout=5)
+    entry = comfy_server.history.get(own)
+    assert entry is None or entry["status"]["messages"][-1][0] == "execution_interrupted"
+
+
 def test_wait_for_timeout_cancels_a_pending_prompt_and_leaves_others(comfy_server: FakeComfyServer) -> None:
     comfy_server.set_paused(True)
     other = requests.post(comfy_server.url + "/prompt", json={"prompt": workflow()}, timeout=5).json()["prompt_id"]
