@@ -253,13 +253,14 @@ def _run_cuts(context: WorkerContext, task: Task, result: TaskResult) -> None:
     """Cut frames of the video: detected on its frames (``auto``) or read from a file; and the
     frame index the shot tasks seek with, written to ``task.frame_index``."""
     from colorize.footage import shots
-    from colorize.video.seek import FrameIndex, NotSeekableError
+    from colorize.video.seek import FrameIndex, NotSeekableError, save_not_seekable
 
     job = task.job
     spec = str(job.option("shots"))
     with _open(job) as source:
         info = source.info
         index: FrameIndex | None = None
+        reason = None
         detector = shots.CutDetector(fps=info.average_rate or 25) if spec == "auto" else None
         if detector is None and info.frame_count and not info.frame_count_is_estimate:
             count = info.frame_count        # no decode: the packets alone give the index
@@ -275,11 +276,15 @@ def _run_cuts(context: WorkerContext, task: Task, result: TaskResult) -> None:
                 # The frames were decoded anyway: their own numbers and keyframes are the index.
                 index = FrameIndex.from_frames(metas)
             except NotSeekableError as error:
-                logger.info("%s: shot tasks decode from the start (%s)", job.input.name, error)
+                reason = str(error)
         cuts = list(detector.cuts) if detector is not None else \
             shots.read_shots_file(Path(spec), count, fps=info.average_rate)
-        if index is not None and task.frame_index:
-            index.save(Path(task.frame_index))
+        if task.frame_index:
+            if index is not None:
+                index.save(Path(task.frame_index))
+            else:
+                reason = reason or getattr(source, "not_seekable", None) or "no frame index"
+                save_not_seekable(Path(task.frame_index), reason)
     result.cuts, result.frame_count = [c for c in cuts if c > 0], count
 
 
@@ -312,7 +317,9 @@ def _use_frame_index(source: Any, path: str) -> None:
         return
     try:
         source.use_frame_index(FrameIndex.load(Path(path)))
-    except (NotSeekableError, OSError, ValueError, KeyError) as error:
+    except NotSeekableError as error:
+        source.set_not_seekable(str(error))     # the cuts task found none: no scan per shot
+    except (OSError, ValueError, KeyError) as error:
         logger.debug("frame index %s not used: %s", path, error)
 
 

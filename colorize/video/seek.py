@@ -102,7 +102,20 @@ class FrameIndex:
 
     @classmethod
     def load(cls, path: Path) -> "FrameIndex":
-        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        """The index saved at ``path``; NotSeekableError when what was saved is the reason
+        there is none (:func:`save_not_seekable`)."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "not_seekable" in data:
+            raise NotSeekableError(str(data["not_seekable"]))
+        return cls.from_json(data)
+
+
+def save_not_seekable(path: Path, reason: str) -> None:
+    """Record at ``path``, where an index would go, why a file has none: the readers then
+    decode from the start without scanning the file again each."""
+    from colorize.footage.checkpoint import write_atomically
+
+    write_atomically(path, json.dumps({"not_seekable": reason}).encode())
 
 
 def index_from_packets(packets: list[tuple[int | None, bool]]) -> FrameIndex:

@@ -387,6 +387,10 @@ class VideoFileSource(Source):
     def not_seekable(self) -> str | None:
         return self._not_seekable
 
+    def set_not_seekable(self, reason: str) -> None:
+        """Known elsewhere (a batch's cuts task): this file's packets give no index."""
+        self._index, self._not_seekable = None, reason
+
     def use_frame_index(self, index: FrameIndex) -> None:
         """Seek with ``index`` (a scan of this file made elsewhere, e.g. by a batch's cuts
         task) instead of scanning; refused (NotSeekableError) when the decoder disagrees."""

@@ -149,7 +149,8 @@ def test_a_wrong_anchor_falls_back_to_the_start_exactly_and_says_so(tmp_path, ca
     assert "decoding from the start" in record.getMessage()
 
 
-def test_a_stream_without_timestamps_is_decoded_from_the_start_with_a_notice(tmp_path, caplog):
+def raw_h264(tmp_path: Path) -> Path:
+    """The packets of an MP4 as a raw elementary stream: no timestamps at all."""
     mp4 = write_clip(tmp_path, CLIPS[0])
     raw = tmp_path / "raw.h264"
     with av.open(str(mp4)) as source, av.open(str(raw), "w", format="h264") as target:
@@ -158,6 +159,11 @@ def test_a_stream_without_timestamps_is_decoded_from_the_start_with_a_notice(tmp
             if packet.size:
                 packet.stream = stream
                 target.mux(packet)
+    return raw
+
+
+def test_a_stream_without_timestamps_is_decoded_from_the_start_with_a_notice(tmp_path, caplog):
+    raw = raw_h264(tmp_path)
     want = decode_all(raw)
     assert len(want) == 40 and want[5][1] is None       # a raw stream has no pts at all
     caplog.set_level(logging.WARNING, logger="colorize")
@@ -268,3 +274,41 @@ def test_starting_at_the_end_gives_no_frames_and_no_warning(tmp_path, caplog):
     with open_source(path) as source:
         assert list(source.frames_from(40, tracker.anchor_for(40))) == []
     assert not [r for r in caplog.records if r.name.startswith("colorize")]
+
+
+def test_shot_tasks_of_an_unseekable_film_decode_from_the_start_without_scanning(tmp_path,
+                                                                                 monkeypatch,
+                                                                                 caplog):
+    from PIL import Image
+
+    from colorize.batch import tasks
+    from colorize.batch.plan import build_plan
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = raw_h264(folder)
+    (folder / "h264_cfr.mp4").unlink()
+    Image.new("RGB", (64, 48), (200, 90, 30)).save(folder / "raw.png")
+    (tmp_path / "cuts.txt").write_text("20\n")
+    manifest = tmp_path / "films.jsonl"      # .h264 is no batch folder extension
+    manifest.write_text('{"input": "in/raw.h264", "references": "in/raw.png"}\n')
+    [job] = build_plan(manifest, tmp_path / "out", {"shots": str(tmp_path / "cuts.txt")}).jobs
+    context = tasks.WorkerContext(tasks.WorkerSettings(weights="unused"))
+    index_path = tmp_path / "frame-index.json"
+    result = tasks.execute_task(context, tasks.Task("0:cuts", "cuts", job,
+                                                    frame_index=str(index_path)))
+    assert result.ok and result.cuts == [20]
+    with pytest.raises(NotSeekableError, match="no timestamp"):
+        FrameIndex.load(index_path)
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the cuts task already said this film cannot be seeked")
+
+    monkeypatch.setattr("colorize.video.source.scan_frame_index", no_scan)
+    caplog.set_level(logging.WARNING, logger="colorize")
+    with tasks._open(job) as source:
+        tasks._use_frame_index(source, str(index_path))
+        got = [(f.meta.index, f.meta.pts, f.rgb) for f in tasks._shot_frames(source, 20, 40)]
+    assert_same(got, decode_all(raw)[20:])
+    assert any("cannot seek exactly to frame 20" in r.getMessage() and "no timestamp" in
+               r.getMessage() for r in caplog.records)
