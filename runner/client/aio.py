@@ -11,6 +11,7 @@ task that awaits :meth:`AsyncComfyClient.wait` or :meth:`AsyncComfyClient.run` (
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -26,6 +27,8 @@ from runner.client.results import RunResult, SubmitResult
 from runner.client.retry import Deadline
 from runner.client.urls import websocket_url
 from runner.events import Event, Finished, Queued
+
+log = logging.getLogger(__name__)
 
 
 class AsyncComfyClient(ClientBase):
@@ -202,7 +205,10 @@ class AsyncComfyClient(ClientBase):
                 await asyncio.wait([after])
                 if not after.cancelled():
                     after.exception()  # retrieved: a failed POST has nothing to cancel, cancel() finds that
-            await self.cancel(prompt_id)
+            try:
+                await self.cancel(prompt_id)
+            except Exception as exc:  # noqa: BLE001 - e.g. the client closed under us; nobody awaits this
+                log.warning("could not cancel prompt %s: %s", prompt_id, exc)
 
         task = asyncio.ensure_future(cancel())
         self._cancelling.add(task)
