@@ -76,7 +76,7 @@ def run_colorization(
     if resume is not None and footage is not None and footage.report is not None:
         resume.track_report(footage.report)
     if skip:
-        progress.advance(skip)
+        progress.resume_from(skip)
 
     # A resumed run starts decoding at the keyframe before its position (the checkpoint says
     # where), unless the cut detector must see the frames before it again (its state was not

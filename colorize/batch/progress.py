@@ -1,4 +1,8 @@
-"""Progress over the whole batch on stderr: videos done of total, fps over all workers, ETA."""
+"""Progress over the whole batch on stderr: videos done of total, fps over all workers, ETA.
+
+Drawn by the shared tqdm bar of :mod:`colorize.progress`; the bar counts frames (that is what the
+rate and the time left are made of), the words add the videos.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
-from colorize.progress import PLAIN_INTERVAL_S, TTY_INTERVAL_S, format_duration
+from colorize.progress import LineBar, time_left
+
+TERMINAL_FORMAT = "videos {videos} |{bar}| frames {frames}, {speed}, {time_left}"
+PLAIN_FORMAT = "videos {videos}, frames {frames}, {speed}, {time_left}"
 
 
 @dataclass
@@ -25,12 +32,16 @@ class BatchProgress:
 
     def __post_init__(self) -> None:
         self._start = self.clock()
-        self._last = float("-inf")
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar = None
+        if self.enabled:
+            self._bar = LineBar(total=self.total_frames, fields=self._fields, stream=self.stream,
+                                clock=self.clock, terminal_format=TERMINAL_FORMAT,
+                                plain_format=PLAIN_FORMAT, unit="frame")
 
     def add_frames(self, count: int) -> None:
         self.frames += count
-        self._maybe_draw()
+        if self._bar is not None:
+            self._bar.update(count)
 
     def video_finished(self, status: str, frames: int = 0) -> None:
         if status == "skipped":
@@ -39,42 +50,30 @@ class BatchProgress:
         elif status == "failed":
             self.failed += 1
         self.done += 1
-        self._maybe_draw(force=not self._tty)
+        if self._bar is not None:
+            if self.total_frames is not None:
+                # A skipped video's frames are not work to do: the bar and the ETA leave them out.
+                self._bar.total = max(0, self.total_frames - self.skipped_frames)
+            self._bar.refresh()
 
     def line(self, now: float | None = None) -> str:
+        return PLAIN_FORMAT.format(**self._fields(now))
+
+    def finish(self) -> None:
+        if self._bar is not None:
+            self._bar.finish()
+
+    def _fields(self, now: float | None = None) -> dict[str, str]:
         now = self.clock() if now is None else now
         elapsed = max(now - self._start, 1e-9)
         fps = self.frames / elapsed
-        text = f"videos {self.done}/{self.videos}"
+        videos = f"{self.done}/{self.videos}"
         notes = [f"{n} {what}" for n, what in ((self.failed, "failed"), (self.skipped, "skipped"))
                  if n]
         if notes:
-            text += f" ({', '.join(notes)})"
-        text += f", frames {self.frames}, {fps:.2f} fps"
+            videos += f" ({', '.join(notes)})"
         remaining = None
-        if self.total_frames is not None:
+        if self.total_frames is not None and self.done < self.videos:
             remaining = max(0, self.total_frames - self.skipped_frames - self.frames)
-        if self.done < self.videos and remaining and fps > 0:
-            text += f", ETA {format_duration(remaining / fps)}"
-        else:
-            text += f", elapsed {format_duration(elapsed)}"
-        return text
-
-    def finish(self) -> None:
-        if self.enabled:
-            self._draw(final=True)
-
-    def _maybe_draw(self, force: bool = False) -> None:
-        now = self.clock()
-        interval = TTY_INTERVAL_S if self._tty else PLAIN_INTERVAL_S
-        if self.enabled and (force or now - self._last >= interval):
-            self._draw()
-
-    def _draw(self, final: bool = False) -> None:
-        self._last = self.clock()
-        text = self.line(self._last)
-        if self._tty:
-            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        return {"videos": videos, "frames": str(self.frames), "speed": f"{fps:.2f} fps",
+                "time_left": time_left(remaining, fps, elapsed)}

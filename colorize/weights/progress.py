@@ -1,10 +1,19 @@
-"""A byte counter for downloads: a redrawn bar on a terminal, a line every 10 % elsewhere."""
+"""A byte counter for downloads, drawn by the shared tqdm bar of :mod:`colorize.progress`.
+
+A resumed download starts at the bytes already on disk; the rate counts only the bytes this
+attempt receives.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
+
+from colorize.progress import LineBar
+
+TERMINAL_FORMAT = "{label} |{bar}| {amount}, {speed}"
+PLAIN_FORMAT = "{label} {amount}, {speed}"
 
 
 def megabytes(count: float) -> str:
@@ -12,9 +21,7 @@ def megabytes(count: float) -> str:
 
 
 class ByteProgress:
-    """A byte counter on stderr: a redrawn bar on a terminal, a line every 10 % elsewhere."""
-
-    _REDRAW_EVERY_S = 0.2
+    """Bytes done of total and the transfer rate on stderr; ``enabled=False`` is silent."""
 
     def __init__(
         self,
@@ -24,57 +31,39 @@ class ByteProgress:
         *,
         enabled: bool = True,
         stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.label = label
         self.total = total
         self.done = done
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._start_bytes = done
-        self._last_draw = 0.0
-        self._last_tenth = -1
-        self._finished = False
+        self._bar = None
+        if enabled:
+            self._bar = LineBar(total=total, initial=done, fields=self._fields,
+                                stream=stream or sys.stderr, clock=clock,
+                                terminal_format=TERMINAL_FORMAT, plain_format=PLAIN_FORMAT,
+                                unit="B")
 
     def advance(self, count: int) -> None:
         self.done += count
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.interactive:
-            if now - self._last_draw >= self._REDRAW_EVERY_S:
-                self._last_draw = now
-                self.stream.write("\r" + self._line())
-                self.stream.flush()
-        elif self.total:
-            tenth = self.done * 10 // self.total
-            if tenth > self._last_tenth:
-                self._last_tenth = tenth
-                self.stream.write(self._line() + "\n")
-                self.stream.flush()
+        if self._bar is not None:
+            self._bar.update(count)
 
     def finish(self) -> None:
-        if not self.enabled or self._finished:
-            return
-        self._finished = True
-        if self.interactive:
-            self.stream.write("\r" + self._line() + "\n")
-        elif not self.total or self.done * 10 // self.total == self._last_tenth:
-            return  # the last line already shows where it stopped
-        else:
-            self.stream.write(self._line() + "\n")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.finish()
 
-    def _line(self) -> str:
-        elapsed = max(time.monotonic() - self._started, 1e-6)
+    def line(self) -> str:
+        return PLAIN_FORMAT.format(**self._fields())
+
+    def _fields(self) -> dict[str, str]:
+        elapsed = max(self._clock() - self._started, 1e-6)
         rate = (self.done - self._start_bytes) / elapsed
         if self.total:
             share = min(self.done / self.total, 1.0)
-            filled = int(share * 30)
-            bar = "#" * filled + "-" * (30 - filled)
-            return (
-                f"{self.label} [{bar}] {share:4.0%} {megabytes(self.done)} / "
-                f"{megabytes(self.total)} {megabytes(rate)}/s"
-            )
-        return f"{self.label} {megabytes(self.done)} {megabytes(rate)}/s"
+            amount = f"{share:4.0%} {megabytes(self.done)} / {megabytes(self.total)}"
+        else:
+            amount = megabytes(self.done)
+        return {"label": self.label, "amount": amount, "speed": f"{megabytes(rate)}/s"}

@@ -60,7 +60,7 @@ def test_download_writes_the_file_shows_progress_and_records_sha256(
     assert path.read_bytes() == payload
     assert not (folder / (NAME + ".part")).exists()
     lines = progress.getvalue().splitlines()
-    assert len(lines) >= 3 and "100%" in lines[-1]
+    assert lines and "100%" in lines[-1]  # a plain line every few seconds, and the final one
     assert f"{len(payload) / 1e6:.1f} MB" in lines[-1]
     record = json.loads((folder / MANIFEST_NAME).read_text())["files"][NAME]
     assert record["sha256"] == hashlib.sha256(payload).hexdigest()
