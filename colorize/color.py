@@ -76,6 +76,11 @@ def lab_to_rgb_uint8(lab: torch.Tensor) -> torch.Tensor:
     Follows scikit-image's float32 ``lab2rgb``: negative z clamped to 0, the piecewise cube,
     the inverse sRGB matrix, sRGB gamma, clip to [0, 1], then ``* 255`` and truncation.
     """
+    return (_lab_to_srgb_unclipped(lab).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
+def _lab_to_srgb_unclipped(lab: torch.Tensor) -> torch.Tensor:
+    """float32 LAB -> float32 sRGB before the clip to [0, 1]: values outside it are out of gamut."""
     lab = lab.to(torch.float32)
     L, a, b = lab.unbind(-3)
     fy = (L + 16.0) / 116.0
@@ -86,14 +91,81 @@ def lab_to_rgb_uint8(lab: torch.Tensor) -> torch.Tensor:
     white = torch.tensor(_WHITE_D65, dtype=torch.float32, device=lab.device).view(3, 1, 1)
     xyz = xyz * white
     inverse = torch.from_numpy(np.linalg.inv(np.array(_XYZ_FROM_RGB))).to(lab.device, torch.float32)
-    linear = torch.einsum("ij,...jhw->...ihw", inverse, xyz)
-    srgb = torch.where(linear > 0.0031308,
+    # The run's autocast is still on while frames are assembled (the engine yields from inside
+    # it); under it this matrix product would run in fp16/bf16 and move output levels.
+    with torch.autocast(lab.device.type, enabled=False):
+        linear = torch.einsum("ij,...jhw->...ihw", inverse, xyz)
+    return torch.where(linear > 0.0031308,
                        1.055 * linear.clamp_min(0.0) ** (1 / 2.4) - 0.055,
                        12.92 * linear)
-    return (srgb.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
 
 
 def assemble_rgb(luminance_hat: torch.Tensor, ab_hat: torch.Tensor) -> torch.Tensor:
     """The output frame from the frame's own normalised L ``(1, H, W)`` and predicted ab ``(2, H, W)``."""
     lab_hat = torch.cat((luminance_hat.to(torch.float32), ab_hat.to(torch.float32)), dim=-3)
     return lab_to_rgb_uint8(denormalize_lab(lab_hat))
+
+
+#: Halvings of the chroma scale in :func:`keep_luminance`; 2**-12 of the chroma is far below a level.
+_GAMUT_STEPS = 12
+#: How far outside [0, 1] a channel may be before it counts as out of gamut (float32 noise).
+_GAMUT_TOLERANCE = 1e-4
+
+
+def keep_luminance(generated_rgb: np.ndarray, gray_rgb: np.ndarray) -> np.ndarray:
+    """The colour (LAB a, b) of ``generated_rgb`` on the luminance (LAB L) of ``gray_rgb``.
+
+    A colour reference made by an image-edit model from a gray keyframe shifts details and
+    brightness a little; the memory matches a reference best when its L is the frame's own, so
+    only the colour is taken from the generated picture.
+
+    Parameters
+    ----------
+    generated_rgb:
+        uint8 ``(h, w, 3)`` RGB, any size: its colour is resized (bilinear, antialiased) to the
+        gray image's size.
+    gray_rgb:
+        uint8 ``(H, W)`` or ``(H, W, 3)``: the keyframe whose L is kept (a coloured image works
+        too; only its L is used).
+
+    Returns
+    -------
+    uint8 ``(H, W, 3)`` RGB whose L equals ``gray_rgb``'s up to rounding. Where the generated
+    colour is out of the sRGB gamut at that L, its chroma is scaled down (hue kept) until it
+    fits, instead of clipping the channels, which would change the luminance.
+    """
+    gray = np.asarray(gray_rgb)
+    if gray.ndim == 2:
+        gray = np.repeat(gray[:, :, None], 3, axis=2)
+    generated = np.asarray(generated_rgb)
+    if gray.dtype != np.uint8 or generated.dtype != np.uint8 or gray.shape[2:] != (3,) \
+            or generated.ndim != 3 or generated.shape[2] != 3:
+        raise ValueError("keep_luminance takes uint8 RGB (H, W, 3) images (the gray one may be (H, W))")
+    height, width = gray.shape[:2]
+    # Copies: the arrays may be read-only views (of a PIL image), which torch does not take.
+    luminance = rgb_to_lab(torch.from_numpy(np.array(gray, order="C")).permute(2, 0, 1))[0:1]
+    ab = rgb_to_lab(torch.from_numpy(np.array(generated, order="C")).permute(2, 0, 1))[1:3]
+    if ab.shape[-2:] != (height, width):
+        ab = torch.nn.functional.interpolate(ab[None], size=(height, width), mode="bilinear",
+                                             align_corners=False, antialias=True)[0]
+    luminance, ab = luminance.to(torch.float32), ab.to(torch.float32)
+
+    def srgb_at(scale: torch.Tensor) -> torch.Tensor:
+        return _lab_to_srgb_unclipped(torch.cat((luminance, ab * scale), dim=0))
+
+    def in_gamut(srgb: torch.Tensor) -> torch.Tensor:
+        return ((srgb >= -_GAMUT_TOLERANCE) & (srgb <= 1.0 + _GAMUT_TOLERANCE)).all(dim=0, keepdim=True)
+
+    # Bisect the chroma scale per pixel; scale 0 (neutral gray at that L) is always in gamut.
+    low = torch.zeros_like(luminance)
+    high = torch.ones_like(luminance)
+    fits = in_gamut(srgb_at(high))
+    low = torch.where(fits, high, low)
+    if not bool(fits.all()):
+        for _ in range(_GAMUT_STEPS):
+            middle = (low + high) / 2
+            ok = in_gamut(srgb_at(middle)) | fits
+            low, high = torch.where(ok, middle, low), torch.where(ok, high, middle)
+    srgb = srgb_at(low).clamp(0.0, 1.0)
+    # Rounded, not truncated: truncation would darken every channel by half a level on average.
+    return (srgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()

@@ -373,7 +373,13 @@ def run_batch(
     workers = options.concurrency or 2 * len(options.servers)
     if unique:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="batch") as pool:
-            list(pool.map(run_one, unique))
+            try:
+                list(pool.map(run_one, unique))
+            except BaseException:
+                # Ctrl-C (or a bug): jobs not started yet are dropped instead of run to the end;
+                # the ones running finish and are recorded.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     with lock:
         write_json_atomic(manifest_path, manifest)
     ordered = sorted(records.values(), key=lambda r: r.line)
@@ -390,10 +396,12 @@ def _status_for(exc: BaseException) -> str:
 class ClientBackend:
     """:class:`BatchBackend` over :class:`runner.ComfyClient`: one client per worker thread and server."""
 
-    def __init__(self, token: str | None = None, timeout: float | None = None, poll_interval: float = 1.0) -> None:
+    def __init__(self, token: str | None = None, timeout: float | None = None, poll_interval: float = 1.0,
+                 retry: RetryPolicy | None = None) -> None:
         self.token = token
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.retry = retry  # None: the client's default backoff
         self._local = threading.local()
         self._all: list[ComfyClient] = []
         self._lock = threading.Lock()
@@ -403,7 +411,7 @@ class ClientBackend:
         if clients is None:
             clients = self._local.clients = {}
         if server not in clients:  # the client is not thread-safe, so each thread gets its own
-            clients[server] = ComfyClient(server, self.token, poll_interval=self.poll_interval)
+            clients[server] = ComfyClient(server, self.token, poll_interval=self.poll_interval, retry=self.retry)
             with self._lock:
                 self._all.append(clients[server])
         return clients[server]

@@ -17,8 +17,8 @@ that stops answering is not asked again in this run; what finished before is kep
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from colorize.errors import ColorizeError, ReferenceUnreadableError
+from colorize.footage.report import reference_file_name
+from colorize.references.store import KEYFRAMES_FILE, atomic_write
 from runner.batch import BatchBackend, BatchOptions, ClientBackend, JobOutcome, JobRecord, run_batch
 from runner.errors import ComfyRunError, ExitCode, ServerUnreachableError
 from runner.events import FinishState
@@ -35,7 +37,6 @@ from runner.workflow import PreparedWorkflow
 
 logger = logging.getLogger(__name__)
 
-GRAY_FOLDER = "gray"
 #: Exit code of a failed run whose status is a finish state rather than an exception's.
 _STATE_EXIT_CODES = {
     FinishState.EXECUTION_ERROR.value: ExitCode.EXECUTION,
@@ -46,26 +47,33 @@ _STATE_EXIT_CODES = {
     FinishState.UNREACHABLE.value: ExitCode.UNREACHABLE,
     FinishState.VALIDATION_ERROR.value: ExitCode.VALIDATION,
 }
+#: ``comfy-run`` codes that ``colorize keyframes`` already uses for its own errors (8 shots file,
+#: 10 input not found, 11 no video stream) move to free codes; the others keep their meaning.
+_MOVED_EXIT_CODES = {ExitCode.TIMEOUT: 27, ExitCode.PROTOCOL: 28, ExitCode.OUTPUT: 29}
+
+
+def keyframes_exit_code(runner_code: int) -> int:
+    """The ``colorize keyframes`` exit code for a ``comfy-run`` one (listed in
+    ``colorize.references.cli.GENERATE_EXIT_CODES``)."""
+    try:
+        return _MOVED_EXIT_CODES.get(ExitCode(runner_code), int(runner_code))
+    except ValueError:
+        return int(runner_code)
 
 
 class GenerationError(ColorizeError):
-    """Generation failed; the exit code is ``comfy-run``'s for the same failure (3 preflight,
-    9 server unreachable, 11 output unreadable, ...)."""
+    """Generation failed; built from ``comfy-run``'s exit code for the same failure (3 preflight,
+    9 server unreachable, ...), moved where ``colorize keyframes`` uses it already."""
 
-    def __init__(self, message: str, exit_code: int = int(ExitCode.ERROR)) -> None:
+    def __init__(self, message: str, runner_code: int = int(ExitCode.ERROR)) -> None:
         super().__init__(message)
-        self.exit_code = int(exit_code)
+        self.exit_code = keyframes_exit_code(runner_code)
 
 
 class RegenerateError(ColorizeError):
     """``--regenerate`` names a frame that is not a keyframe."""
 
     exit_code = 2
-
-
-def reference_name(frame: int) -> str:
-    """``ref_000120.png``: the name ``colorize --ref-dir`` reads as frame 120's reference."""
-    return f"ref_{frame:06d}.png"
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ class GenerateSettings:
 class StillJob:
     """One gray still to colour, and the keyframes whose colour files it writes this run."""
 
-    still: int  # the frame that names the still (the group's first keyframe)
+    still: int  # the frame that names the still (its group's first keyframe)
     gray: Path
     targets: tuple[int, ...]
 
@@ -102,25 +110,26 @@ class GenerateResult:
     written: list[Path] = field(default_factory=list)
 
 
-def plan_stills(folder: Path, groups: dict[int, Sequence[int]], regenerate: Iterable[int] = ()) -> list[StillJob]:
-    """The stills that need colouring: ``groups`` maps each still's frame to the keyframes it serves.
+def plan_stills(folder: Path, groups: Sequence[dict[str, Any]], regenerate: Iterable[int] = ()) -> list[StillJob]:
+    """The stills that need colouring, from ``keyframes.json``'s ``groups`` (``still``, ``serves``).
 
     A keyframe is redone when its colour file is missing or ``regenerate`` names it; a still is
     coloured when any of its keyframes is redone, and writes only those keyframes' files (a
     file kept or painted by hand in the same group stays as it is).
     """
-    served = {frame: still for still, frames in groups.items() for frame in frames}
+    served = sorted(frame for group in groups for frame in group["serves"])
     unknown = sorted(set(regenerate) - set(served))
     if unknown:
-        listed = ", ".join(map(str, sorted(served)[:12])) + (" ..." if len(served) > 12 else "")
-        raise RegenerateError(f"--regenerate {unknown[0]}: frame {unknown[0]} is not a keyframe in "
-                              f"{folder / 'keyframes.json'} (keyframes: {listed})")
+        listed = ", ".join(map(str, served[:12])) + (" ..." if len(served) > 12 else "")
+        raise RegenerateError(f"--regenerate {unknown[0]}: frame {unknown[0]} is not a keyframe of "
+                              f"{folder / KEYFRAMES_FILE} (its keyframes: {listed})")
     wanted = set(regenerate)
     jobs = []
-    for still in sorted(groups):
-        targets = tuple(sorted(f for f in groups[still] if f in wanted or not (folder / reference_name(f)).is_file()))
+    for group in sorted(groups, key=lambda g: min(g["serves"])):
+        targets = tuple(sorted(f for f in group["serves"]
+                               if f in wanted or not (folder / reference_file_name(f)).is_file()))
         if targets:
-            jobs.append(StillJob(still, folder / GRAY_FOLDER / reference_name(still), targets))
+            jobs.append(StillJob(min(group["serves"]), folder / group["still"], targets))
     return jobs
 
 
@@ -147,17 +156,12 @@ def _read_image(path: Path) -> np.ndarray:
         return np.asarray(picture.convert("RGB"))
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    """Write beside the target under a hidden name (``--ref-dir`` skips hidden files) and rename."""
+def _png_bytes(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(rgb).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 class _LostServers:
@@ -212,7 +216,7 @@ def _exit_code_of(status: str) -> int:
 
 def generate_references(
     folder: Path,
-    groups: dict[int, Sequence[int]],
+    groups: Sequence[dict[str, Any]],
     settings: GenerateSettings,
     *,
     backend: BatchBackend | None = None,
@@ -220,7 +224,7 @@ def generate_references(
 ) -> GenerateResult:
     """Colour the stills of ``folder`` that need it; see the module docstring.
 
-    ``groups`` maps each still's frame to the keyframes it serves. ``on_progress(done, total,
+    ``groups``: ``keyframes.json``'s groups (``still``, ``serves``). ``on_progress(done, total,
     job)`` is called after each still's files are written. Raises :class:`GenerationError` (with
     ``comfy-run``'s exit code) when the workflow, a server or a generated picture fails; stills
     finished before that are kept.
@@ -252,7 +256,8 @@ def generate_references(
             def finished(record: JobRecord) -> None:
                 job = by_line[record.line]
                 try:
-                    written = _finish_still(job, record, Path(scratch), workflow.output, settings.keep_generated_luma)
+                    written = _finish_still(folder, job, record, Path(scratch), workflow.output,
+                                            settings.keep_generated_luma)
                 except ColorizeError as error:
                     with lock:
                         failures.append(error)
@@ -276,16 +281,17 @@ def generate_references(
     if failures:
         first = failures[0]
         missing = len(jobs) - len(result.generated)
-        raise GenerationError(f"{first} ({missing} of {len(jobs)} stills not coloured; the "
-                              f"{len(result.generated)} finished are kept: run again to continue)",
-                              first.exit_code)
+        error = GenerationError(f"{first} ({missing} of {len(jobs)} stills not coloured; the "
+                                f"{len(result.generated)} finished are kept: run again to continue)")
+        error.exit_code = first.exit_code
+        raise error
     return result
 
 
-def _finish_still(job: StillJob, record: JobRecord, scratch: Path, output_node: str,
+def _finish_still(folder: Path, job: StillJob, record: JobRecord, scratch: Path, output_node: str,
                   keep_generated_luma: bool) -> list[Path]:
     """Turn one finished batch job into the keyframes' colour files; raises :class:`GenerationError`."""
-    name = reference_name(job.still)
+    name = reference_file_name(job.still)
     if record.status != "success":
         where = f" on {record.server}" if record.server else ""
         raise GenerationError(f"still {name}{where}: {record.error or record.status}", _exit_code_of(record.status))
@@ -307,14 +313,11 @@ def _finish_still(job: StillJob, record: JobRecord, scratch: Path, output_node: 
     except (OSError, ValueError) as error:
         raise ReferenceUnreadableError(f"gray still {job.gray} cannot be read ({error}); run "
                                        "'colorize keyframes' for this folder again") from None
-    reference = colour_reference(generated, gray, keep_generated_luma)
+    payload = _png_bytes(colour_reference(generated, gray, keep_generated_luma))
     written = []
     for frame in job.targets:
-        target = job.gray.parent.parent / reference_name(frame)
-        try:
-            _write_png(target, reference)
-        except OSError as error:
-            raise GenerationError(f"cannot write {target}: {error.strerror or error}", int(ExitCode.OUTPUT)) from None
+        target = folder / reference_file_name(frame)
+        atomic_write(target, payload)  # readers (and a rerun) never see half a file
         written.append(target)
     path.unlink(missing_ok=True)  # the scratch copy; the batch's own record of it goes with the folder
     return written

@@ -114,7 +114,8 @@ def resolve_image_workflow(source: str, object_info: dict[str, Any], *, prompt: 
         raise WorkflowError(f"{name} has {len(loaders)} LoadImage nodes; it needs exactly one, where the gray still goes")
     outputs = _image_outputs(api, object_info)
     if len(outputs) != 1:
-        listed = f" ({', '.join(f'{n} {api[n].get('class_type')}' for n in outputs)})" if outputs else ""
+        named = ", ".join(f"{n} {api[n].get('class_type')}" for n in outputs)
+        listed = f" ({named})" if outputs else ""
         raise WorkflowError(f"{name} has {len(outputs)} image outputs{listed}; it needs exactly one "
                             "(e.g. a SaveImage), whose picture is the colour reference")
     if entry is not None:

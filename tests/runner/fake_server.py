@@ -139,6 +139,8 @@ class FakeConfig:
     models: dict[str, list[str]] = field(default_factory=dict)  # folder -> file names
     require_token: str | None = None  # emulate an auth proxy: 401 unless "Authorization: Bearer <token>"
     paused: bool = False  # the worker does not start new prompts while True (queue stays pending)
+    # SaveImage stores image_filter(bytes of the LoadImage file upstream) instead of a 1x1 PNG.
+    image_filter: Callable[[bytes], bytes] | None = None
 
 
 @dataclass
@@ -741,6 +743,8 @@ class FakeComfyServer:
         produced: dict[str, Any] | None = None
         if class_type == "SaveImage":
             produced = {"images": [self._new_file("output", prefix, ".png")]}
+            if self.config.image_filter is not None:
+                self._filter_loaded_image(job, nid, produced["images"][0])
         elif class_type == "PreviewImage":
             produced = {"images": [self._new_file("temp", "ComfyUI_temp_fake", ".png")]}
         elif class_type in ("SaveAnimatedWEBP", "SaveAnimatedPNG"):
@@ -764,6 +768,19 @@ class FakeComfyServer:
                         with self._lock:
                             self.files.setdefault(file_key, f"extra {file_key}".encode() * 4)
         return produced
+
+    def _filter_loaded_image(self, job: _Job, nid: str, item: dict[str, str]) -> None:
+        """Replace a saved file by ``config.image_filter`` applied to the LoadImage file it depends on."""
+        loaders = [d for d in self._dependencies(job.prompt, nid) if job.prompt[d].get("class_type") == "LoadImage"]
+        if not loaders or self.config.image_filter is None:
+            return
+        subfolder, _, name = str(job.prompt[loaders[0]].get("inputs", {}).get("image", "")).rpartition("/")
+        with self._lock:
+            source = self.files.get(("input", subfolder, name))
+        if source is not None:
+            filtered = self.config.image_filter(source)
+            with self._lock:
+                self.files[(item["type"], item["subfolder"], item["filename"])] = filtered
 
     # ------------------------------------------------------------------ uploads
     def store_upload(self, name: str, data: bytes, folder_type: str, subfolder: str, overwrite: bool) -> dict[str, str]:
