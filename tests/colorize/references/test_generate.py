@@ -23,6 +23,7 @@ from comfy_keyframes import (  # noqa: E402,F401 (fixtures: picked, folder)
     FakeComfyServer,
     FakeConfig,
     chroma,
+    copy_folder,
     folder,
     gray_level,
     lightness,
@@ -195,3 +196,17 @@ def test_the_command_line_uses_the_same_path(picked, folder, servers, monkeypatc
     assert "1 still(s) coloured, 2 already done: 1 colour reference(s) written" in result.stdout
     assert inode(folder / "ref_000020.png") != before
     assert len(server.posted_prompt_ids()) == 4
+
+
+def test_a_web_ui_save_of_the_workflow_works_the_same(folder, servers, tmp_path) -> None:
+    server = servers()
+    ui_file = TINT_WORKFLOW.with_name("keyframe_tint.ui.json")  # the same graph as the web UI saves it
+    options = GenerateSettings(workflow=str(ui_file), servers=(server.url,))
+    assert generate_references(folder, groups_of(folder), options, backend=fast_backend()).generated == [0, 20, 36]
+    api_folder = copy_folder(folder, tmp_path / "api")
+    for path in api_folder.glob("ref_*.png"):
+        path.unlink()
+    generate_references(api_folder, groups_of(api_folder), settings(server.url), backend=fast_backend())
+    for frame in KEYFRAMES:
+        name = f"ref_{frame:06d}.png"
+        assert np.array_equal(read_rgb(folder / name), read_rgb(api_folder / name))
