@@ -27,6 +27,7 @@ each (imports run downwards):
   (:mod:`~runner.client.aio_http`, :mod:`~runner.client.aio_ws`), loaded on first use;
 * :mod:`~runner.client.http`, :mod:`~runner.client.ws` - the blocking transport's HTTP and websocket;
 * :mod:`~runner.client.drive` - the loops that run steps, blocking or awaited;
+* :mod:`~runner.client.base` - the settings and identity both clients share;
 * :mod:`~runner.client.outputs` - downloading a finished prompt's outputs and its manifest;
 * :mod:`~runner.client.protocol` - submit and watch (the history race, socket loss, deadlines);
 * :mod:`~runner.client.endpoints` - the plain endpoints, request retries, cancelling by id;
