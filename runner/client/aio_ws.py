@@ -101,10 +101,16 @@ class AsyncEventSocket:
             return None, note
         if self._ws is None and self._protocol.use_websocket:
             timeout = self.backoff.pause(timeout)  # wake up when the socket may be reopened
+        # Not asyncio.wait_for: on Python 3.11 it returns the item when the awaiting task is
+        # cancelled just as the item arrives, and the cancellation is lost, so a cancelled run
+        # would go on. asyncio.wait leaves the cancellation to the task.
+        getter = asyncio.ensure_future(inbox.get())
         try:
-            return await asyncio.wait_for(inbox.get(), timeout=max(0.0, timeout))
-        except asyncio.TimeoutError:
-            return None, None
+            done, _ = await asyncio.wait({getter}, timeout=max(0.0, timeout))
+        finally:
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter in done else (None, None)
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None
