@@ -26,7 +26,11 @@ from colorize.references import (  # noqa: E402
     gray_still,
     pick_keyframes,
 )
-from colorize.references.grouping import describe, similarity  # noqa: E402
+from colorize.references.grouping import (  # noqa: E402
+    DEFAULT_GROUP_THRESHOLD,
+    describe,
+    similarity,
+)
 from colorize.references.quality import luma_thumbnail, measure  # noqa: E402
 
 
@@ -121,12 +125,19 @@ def test_a_high_threshold_keeps_every_shot_apart() -> None:
     assert [k.group for k in pick.keyframes] == [0, 1, 2, 3]
 
 
-def test_descriptors_tell_set_ups_apart_with_a_margin() -> None:
+def test_descriptors_tell_set_ups_apart_and_forgive_a_pan_and_exposure() -> None:
     clip = film()
     a, b, c, a_again = (describe(luma_thumbnail(clip.frames[i])) for i in (12, 28, 45, 62))
     assert similarity(a, a) == pytest.approx(1.0, abs=1e-5)
     assert similarity(a, a_again) > 0.95
     assert max(similarity(a, b), similarity(a, c), similarity(b, c)) < 0.6
+    panned = shot_frames(1, 1, start=10)[0]  # the camera 10 px (15 %) to the side
+    for gain in (0.8, 1.2):  # and exposed otherwise
+        exposed = np.clip(panned * gain, 0, 255).astype(np.uint8)
+        assert similarity(a, describe(luma_thumbnail(exposed))) > DEFAULT_GROUP_THRESHOLD
+    # Half as bright: the same place lit otherwise, which wants its own reference.
+    dark = (clip.frames[12] // 2).astype(np.uint8)
+    assert similarity(a, describe(luma_thumbnail(dark))) < DEFAULT_GROUP_THRESHOLD
 
 
 def test_memory_holds_a_few_frames_not_the_shot() -> None:
