@@ -21,8 +21,17 @@ class NodePack:
     install: str
     model_inputs: dict[tuple[str, str], str] = field(default_factory=dict)
 
-    def missing_message(self, server: str | None) -> str:
+    def missing_message(self, server: str | None, object_info: dict[str, Any] | None = None,
+                        api: dict[str, Any] | None = None) -> str:
+        """One line for a server that lacks the pack, or (when some of its classes are there) has
+        a version older than the workflow needs."""
         where = server or "the server"
+        if object_info is not None and any(name in object_info for name in self.classes):
+            used = sorted({str(n.get("class_type")) for n in (api or {}).values()} & self.classes)
+            absent = [name for name in used if name not in object_info]
+            return (f"the {self.name} nodes on {where} are older than this workflow needs (no "
+                    f"{', '.join(absent) or 'such class'}); upgrade the package in the Python ComfyUI "
+                    f"runs with, run {self.install} again and restart ComfyUI")
         return f"the {self.name} nodes are not installed on {where}; install them with: {self.install}"
 
 

@@ -280,7 +280,7 @@ def preflight(
     problems: list[str] = []
     listings: dict[str, list[str]] = {}
     absent_packs = missing_packs(api, object_info)
-    problems += [pack.missing_message(server) for pack in absent_packs]
+    problems += [pack.missing_message(server, object_info, api) for pack in absent_packs]
     for node_id, node in api.items():
         class_type = node.get("class_type")
         info = object_info.get(class_type)
@@ -344,7 +344,7 @@ def prepare_workflow(
     api, source_format = to_api(load_workflow(path_or_dict), object_info)
     absent_packs = missing_packs(api, object_info)
     if absent_packs:  # the one thing to fix first; per-input checks against absent classes are noise
-        raise WorkflowError([pack.missing_message(server) for pack in absent_packs])
+        raise WorkflowError([pack.missing_message(server, object_info, api) for pack in absent_packs])
     titles = node_titles(api, object_info)
     set_items, problems = _expand("--set", list(sets), api, object_info)
     input_items, input_problems = _expand("--input", list(inputs), api, object_info)

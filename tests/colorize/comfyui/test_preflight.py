@@ -157,3 +157,17 @@ def test_keyframes_folder_is_uploaded_into_one_input_subfolder(server_factory, c
     # The same files again: the same subfolder, nothing stored twice.
     assert comfy_run(server, *args).exit_code == 0
     assert {sub for kind, sub, name in server.files if name.startswith("ref_")} == {folder}
+
+
+def test_a_server_with_an_older_pack_is_told_to_upgrade(server_factory, clip, tmp_path):
+    info = colorize_object_info()
+    for name in ("ColorizeKeyframes", "ColorizeLoadKeyframes", "ColorizePickKeyframes", "ColorizeKeepLuminance"):
+        del info[name]                             # the pack as it was before keyframes existed
+    server = server_factory(info, models={"colormnet": ["colormnet.safetensors"]})
+    video, reference = clip
+    result = comfy_run(server, "colorize-video-keyframes", "--param", f"video={video}",
+                       "--param", f"reference={reference}", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 3, result.output
+    assert (f"the colorize nodes on {server.url} are older than this workflow needs (no ColorizeLoadKeyframes); "
+            "upgrade the package") in result.output
+    assert server.posted_prompt_ids() == []
