@@ -1,15 +1,20 @@
-"""Every ``colorize ...`` / ``comfy-run ...`` command line shown in the README and docs/ exists.
+"""Every ``colorize ...`` / ``comfy-run ...`` / ``python examples/...`` command line shown in the
+README and docs/ exists.
 
 The command lines are taken from the fenced shell code blocks; for each one the (sub)command it
-names is asked for ``--help`` in-process (click's CliRunner), and every flag the line shows must
-appear in that help. A renamed or removed flag, or a subcommand that no longer exists, fails here
-instead of in a reader's terminal.
+names is asked for ``--help`` in-process (click's CliRunner; the examples' own argparse), and every
+flag the line shows must appear in that help. A renamed or removed flag, or a subcommand that no
+longer exists, fails here instead of in a reader's terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,10 +102,38 @@ def doc_commands() -> list[DocCommand]:
         for start, lines in _shell_blocks(path.read_text(encoding="utf-8")):
             for number, line in _logical_lines(start, lines):
                 words = _words(line.removeprefix("$ "))
-                if words and words[0] in PROGRAMS:
+                if words[:1] == ["python"] and words[1:2] and words[1].startswith("examples/"):
+                    words = words[1:]
+                if words and (words[0] in PROGRAMS or words[0].startswith("examples/")):
                     source = f"{path.relative_to(ROOT)}:{number}"
                     found.append(DocCommand(source, words[0], tuple(words[1:])))
     return found
+
+
+def example_help(script: str, words: tuple[str, ...]) -> str:
+    """The argparse help of an example script, and of the subcommand the line names, if any."""
+    name = f"docs_example_{Path(script).stem}"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, ROOT / script)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+
+    def run_help(argv: list[str]) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+            module.main([*argv, "--help"])
+        assert exit_info.value.code == 0, f"{script} {' '.join(argv)} --help failed"
+        return out.getvalue()
+
+    text = run_help([])
+    commands = re.search(r"\{([\w,-]+)\}", text)
+    names = commands.group(1).split(",") if commands else []
+    for position, word in enumerate(words):
+        if word in names:
+            return text + run_help(list(words[:position + 1]))
+    return text
 
 
 def resolve(program: str, words: tuple[str, ...]) -> tuple[list[str], click.Command]:
@@ -143,7 +176,7 @@ COMMANDS = doc_commands()
 
 def test_the_docs_show_commands_of_both_programs() -> None:
     programs = {command.program for command in COMMANDS}
-    assert programs == {"colorize", "comfy-run"}, programs
+    assert {"colorize", "comfy-run", "examples/bot_worker.py", "examples/registry_api.py"} <= programs
     assert len(COMMANDS) >= 30
 
 
@@ -157,6 +190,12 @@ def test_the_extraction_reads_continuations_comments_and_synopses() -> None:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=str)
 def test_every_documented_flag_exists(command: DocCommand) -> None:
+    if command.program not in PROGRAMS:
+        help_text = example_help(command.program, command.words)
+        missing = [flag for flag in flags_shown(command.words)
+                   if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text)]
+        assert not missing, f"{command}: --help does not list {missing}"
+        return
     path, resolved = resolve(command.program, command.words)
     assert resolved is not None, f"{command}: no such command"
     assert not names_a_missing_subcommand(path, command.words), f"{command}: no subcommand {command.words[0]!r}"
