@@ -23,6 +23,7 @@ from colorize.references.picker import (
     Suggestion,
     gray_still,
     pick_keyframes,
+    report_suggestions,
 )
 from colorize.references.quality import QualityConfig
 
@@ -39,4 +40,5 @@ __all__ = [
     "Suggestion",
     "gray_still",
     "pick_keyframes",
+    "report_suggestions",
 ]

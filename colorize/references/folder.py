@@ -17,7 +17,12 @@ from typing import Any, Iterator
 
 from colorize.errors import ColorizeError, OutputWriteError
 from colorize.footage.report import reference_file_name
-from colorize.references.picker import PickConfig, Suggestion, pick_keyframes
+from colorize.references.picker import (
+    PickConfig,
+    Suggestion,
+    pick_keyframes,
+    report_suggestions,
+)
 from colorize.references.store import KEYFRAMES_FILE, StillWriter, keyframes_json, write_json
 
 __all__ = ["KeyframesRequest", "pick_to_folder", "stale_colour_files"]
@@ -194,10 +199,10 @@ def _suggestions(report_path: Path | None, frame_count: int | None) -> list[Sugg
         raise ColorizeError(
             f"--report {report_path} covers {len(report)} frames but the input has "
             f"{frame_count}; give the report of a run on this input")
-    spans = report.low_confidence_spans()
-    logger.info("--report %s: %d low-confidence span(s): %s", report_path, len(spans),
-                ", ".join(reference_file_name(s.keyframe) for s in spans) or "none")
-    return [Suggestion(span.keyframe, span.end) for span in spans]
+    suggestions = report_suggestions(report)
+    logger.info("--report %s: %d low-confidence span(s): %s", report_path, len(suggestions),
+                ", ".join(reference_file_name(s.frame) for s in suggestions) or "none")
+    return suggestions
 
 
 def _settings(config: PickConfig) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from colorize.references.quality import (
     measure,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from colorize.footage.report import ConfidenceReport
+
 __all__ = [
     "FIRST_FRAME",
     "Keyframe",
@@ -65,6 +68,7 @@ __all__ = [
     "Suggestion",
     "gray_still",
     "pick_keyframes",
+    "report_suggestions",
 ]
 
 SHOT_START = "shot start"
@@ -110,6 +114,11 @@ class Suggestion:
 
     frame: int
     end: int | None = None
+
+
+def report_suggestions(report: "ConfidenceReport") -> list[Suggestion]:
+    """The keyframes an earlier run's confidence report suggests, one per low-confidence span."""
+    return [Suggestion(span.keyframe, span.end) for span in report.low_confidence_spans()]
 
 
 @dataclass(frozen=True)
