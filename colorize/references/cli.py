@@ -99,8 +99,8 @@ def _frames(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @click.option("--group-threshold", type=click.FloatRange(-0.5, 1.0),
               default=DEFAULT_GROUP_THRESHOLD, show_default=True,
               help="Shots whose stills are at least this alike (layout, tones and brightness; "
-              "1 = the same picture) share one reference. Raise it when different set-ups share a group, "
-              "lower it when a returning set-up gets its own.")
+              "1 = the same picture) share one reference. Raise it when different set-ups "
+              "share a group, lower it when a returning set-up gets its own.")
 @click.option("--sample-every", type=click.IntRange(min=1), default=2, show_default=True,
               help="Measure every N-th frame of a shot as a candidate still.")
 @click.option("--search-frames", type=click.IntRange(min=1), default=300, show_default=True,

@@ -26,7 +26,8 @@ every frame's mean luma is taken for the fade check (a few thousand pixels). Mem
 bounded: per open search at most ``buckets`` candidate frames (the best one in each of
 ``buckets`` equal stretches of the frames searched, so the middle preference can be applied once
 the length is known; where the end is not known ahead - ``--shots auto``, or an unknown frame
-count - the stretches span ``search_frames``, and the preference works at that coarser grain) and a few frames waiting for the fade check's look-ahead; per shot a small descriptor.
+count - the stretches span ``search_frames``, and the preference works at that coarser grain)
+and a few frames waiting for the fade check's look-ahead; per shot a small descriptor.
 Frames are kept by reference, not copied: the iterable must yield a new array for each frame
 (decoders do).
 
@@ -450,9 +451,9 @@ def pick_keyframes(
     confidence keyframes of an earlier report. ``on_still`` receives each group's still as soon
     as it is chosen (to write it and let it go); without it the stills are returned in
     :attr:`KeyframePick.stills`. ``frame_count``, when known, lets the last shot's search know
-    where it ends (the middle preference is then exact rather than per bucket). Raises :class:`~colorize.errors.ShotListError` for a cut past
-    the end and :class:`~colorize.errors.ColorizeError` for no frames or a suggestion past the
-    end.
+    where it ends (the middle preference is then exact rather than per bucket). Raises
+    :class:`~colorize.errors.ShotListError` for a cut past the end and
+    :class:`~colorize.errors.ColorizeError` for no frames or a suggestion past the end.
     """
     collected: list[Still] = []
     if shots is None:
