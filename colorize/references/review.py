@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import io
-import logging
 import os
 import shlex
 from pathlib import Path
@@ -25,8 +24,6 @@ from typing import Any, Sequence
 from colorize.references.store import atomic_write
 
 __all__ = ["REVIEW_HTML", "REVIEW_PNG", "regenerate_command", "write_review"]
-
-logger = logging.getLogger(__name__)
 
 REVIEW_HTML = "review.html"
 REVIEW_PNG = "review.png"

@@ -35,7 +35,6 @@ touched here.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -49,8 +48,6 @@ from colorize.references.picker import Keyframe, KeyframePick, Still
 
 __all__ = ["FORMAT", "GRAY_FOLDER", "KEYFRAMES_FILE", "StillWriter", "atomic_write",
            "keyframes_json", "read_keyframes", "write_json"]
-
-logger = logging.getLogger(__name__)
 
 FORMAT = "colorize-keyframes"
 VERSION = 1
