@@ -483,6 +483,7 @@ def _colorize(
             else:
                 sink.commit()
         except BaseException:
+            progress.abandon()  # end the progress line before the error is printed
             if session is not None:
                 session.keep()
             else:

@@ -63,6 +63,7 @@ class LineBar(tqdm):
         self._fields = fields
         self._plain = not is_terminal(stream)
         self._printed_n: float | None = None
+        self._finished = False
         interval = PLAIN_INTERVAL_S if self._plain else TTY_INTERVAL_S
         super().__init__(
             total=total, initial=initial, file=stream, leave=True, smoothing=0, miniters=1,
@@ -99,11 +100,28 @@ class LineBar(tqdm):
         """Draw the final state and end the line."""
         if self.disable:
             return
+        self._finished = True
         if self._plain:
             if self._printed_n != self.n:  # the last line printed may already be the final state
                 self.refresh()
             self.leave = False  # the line is written; closing must not write another
         self.close()
+
+    def abandon(self) -> None:
+        """End the bar where it stands (its run failed): a terminal's line is ended so that the
+        error starts a line of its own; a log gets nothing more."""
+        if self.disable:
+            return
+        self._finished = True
+        self.leave = not self._plain
+        self.close()
+
+    def close(self) -> None:
+        # A bar dropped without finish() (its run failed and the error is printed already) is
+        # closed by tqdm when it is collected: it must not draw itself again under the error.
+        if not getattr(self, "_finished", True):
+            self.leave = False
+        super().close()
 
 
 @dataclass
@@ -142,6 +160,11 @@ class ProgressReporter:
         """Draw the final state and end the line."""
         if self._bar is not None:
             self._bar.finish()
+
+    def abandon(self) -> None:
+        """The run failed: end the line as it stands (see :meth:`LineBar.abandon`)."""
+        if self._bar is not None:
+            self._bar.abandon()
 
     def line(self, now: float | None = None) -> str:
         """The plain text of the progress line at time ``now``."""

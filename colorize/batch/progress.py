@@ -63,6 +63,11 @@ class BatchProgress:
         if self._bar is not None:
             self._bar.finish()
 
+    def abandon(self) -> None:
+        """The batch failed: end the line as it stands (see :meth:`LineBar.abandon`)."""
+        if self._bar is not None:
+            self._bar.abandon()
+
     def _fields(self, now: float | None = None) -> dict[str, str]:
         now = self.clock() if now is None else now
         elapsed = max(now - self._start, 1e-9)

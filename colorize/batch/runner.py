@@ -129,6 +129,7 @@ def run_batch(plan: BatchPlan, executor: Executor, results: ResultsFile, *, weig
                 summary.model_loads += int(result.model_loaded)
                 _on_result(video, result, submit, finish)
     except BaseException:
+        progress.abandon()  # end the progress line before the error is printed
         executor.close(abort=True)
         raise
     executor.close()

@@ -3,6 +3,7 @@ quiet mode, terminal vs plain output."""
 
 from __future__ import annotations
 
+import gc
 import io
 
 from colorize.batch.progress import BatchProgress
@@ -94,6 +95,33 @@ def test_after_resume_fps_and_eta_count_only_this_runs_frames():
     assert progress.line() == "frames 70/224 (31%), 2.00 fps, ETA 1:17"
     progress.finish()
     assert out.getvalue().splitlines() == ["frames 70/224 (31%), 2.00 fps, ETA 1:17"]
+
+
+def test_a_bar_dropped_without_finish_draws_nothing_more():
+    # A failed run's error is printed after the last progress line; when the reporter is
+    # collected later, tqdm closes its bar, which must not draw it again under the error.
+    clock = FakeClock()
+    out = io.StringIO()
+    progress = ProgressReporter(total=100, stream=out, clock=clock)
+    for _ in range(12):
+        clock.now += 0.5
+        progress.advance()
+    out.write("error: something failed\n")
+    del progress
+    gc.collect()
+    assert out.getvalue().endswith("frames 10/100 (10%), 2.00 fps, ETA 0:45\nerror: something failed\n")
+
+
+def test_an_abandoned_bar_ends_a_terminal_line_and_adds_nothing_to_a_log():
+    clock = FakeClock()
+    log, terminal = io.StringIO(), TtyBuffer()
+    for out in (log, terminal):
+        progress = ProgressReporter(total=100, stream=out, clock=clock)
+        clock.now += 6
+        progress.advance(12)
+        progress.abandon()  # the run failed; its error comes next
+    assert log.getvalue() == "frames 12/100 (12%), 2.00 fps, ETA 0:44\n"
+    assert terminal.getvalue().endswith("| 2.00 fps, ETA 0:44\n")
 
 
 def test_disabled_reporter_writes_nothing():
