@@ -8,14 +8,10 @@ outcomes; what to retry is decided by the protocol core.
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import httpx2
 
 from runner.client.actions import (
     Download,
-    Downloaded,
     DownloadOutcome,
     Reply,
     Send,
@@ -24,7 +20,7 @@ from runner.client.actions import (
     Unreachable,
     WriteFailed,
 )
-from runner.client.http import CHUNK, USER_AGENT, open_uploads, partial_path
+from runner.client.http import CHUNK, USER_AGENT, PartialFile, open_uploads
 
 
 class AsyncHttp:
@@ -61,9 +57,6 @@ class AsyncHttp:
                 handle.close()
 
     async def download(self, action: Download) -> DownloadOutcome:
-        partial = partial_path(action)
-        digest = hashlib.sha256()
-        size = 0
         started = False
         try:
             async with self._client.stream("GET", self.server + "/view", params=action.params,
@@ -71,16 +64,11 @@ class AsyncHttp:
                 if response.status_code >= 300:
                     return Reply(response.status_code, response.reason_phrase, response.headers)
                 started = True
-                with partial.open("wb") as fh:
+                with PartialFile(action.target) as partial:
                     async for chunk in response.aiter_bytes(CHUNK):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-            os.replace(partial, action.target)
+                        partial.write(chunk)
+            return partial.complete()
         except httpx2.TransportError as exc:
-            partial.unlink(missing_ok=True)
             return StreamBroken(type(exc).__name__) if started else Unreachable(type(exc).__name__)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             return WriteFailed(action.target, exc.strerror or str(exc))
-        return Downloaded(size, digest.hexdigest())

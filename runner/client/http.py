@@ -29,9 +29,42 @@ CHUNK = 1024 * 1024
 USER_AGENT = "comfy-run/0.1"
 
 
-def partial_path(download: Download) -> Path:
-    """The temporary file a download is written to before it is renamed to its target."""
-    return download.target.with_name(f".{download.target.name}.part")
+class PartialFile:
+    """A download written beside its target (``.NAME.part``), hashed on the way, renamed when complete.
+
+    Leaving the ``with`` block by an exception removes the partial file; :meth:`complete` renames it.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.path = target.with_name(f".{target.name}.part")
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._file: BinaryIO | None = None
+
+    def __enter__(self) -> "PartialFile":
+        self._file = self.path.open("wb")
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        self._file.write(chunk)
+        self._digest.update(chunk)
+        self.size += len(chunk)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self._file is not None:
+            self._file.close()
+        if exc_type is not None:
+            self.path.unlink(missing_ok=True)
+
+    def complete(self) -> Downloaded:
+        try:
+            os.replace(self.path, self.target)
+        except OSError:
+            self.path.unlink(missing_ok=True)
+            raise
+        return Downloaded(self.size, self._digest.hexdigest())
 
 
 def open_uploads(action: Send) -> tuple[dict[str, Any] | None, list[BinaryIO]]:
@@ -69,7 +102,6 @@ class SyncHttp:
                 handle.close()
 
     def download(self, action: Download) -> DownloadOutcome:
-        partial = partial_path(action)
         try:
             response = self._session.get(self.server + "/view", params=action.params, stream=True,
                                          timeout=(action.connect_timeout, action.timeout))
@@ -78,19 +110,12 @@ class SyncHttp:
         with response:
             if response.status_code >= 300:
                 return Reply(response.status_code, response.reason or "", response.headers)
-            digest = hashlib.sha256()
-            size = 0
             try:
-                with partial.open("wb") as fh:
+                with PartialFile(action.target) as partial:
                     for chunk in response.iter_content(CHUNK):
-                        fh.write(chunk)
-                        digest.update(chunk)
-                        size += len(chunk)
-                os.replace(partial, action.target)
+                        partial.write(chunk)
+                return partial.complete()
             except requests.RequestException as exc:
-                partial.unlink(missing_ok=True)
                 return StreamBroken(str(exc) or type(exc).__name__)
             except OSError as exc:
-                partial.unlink(missing_ok=True)
                 return WriteFailed(action.target, exc.strerror or str(exc))
-        return Downloaded(size, digest.hexdigest())

@@ -104,7 +104,8 @@ class Fault:
     ``"malformed"`` (200 with a broken JSON body), ``"drop"`` (close the TCP connection without an
     answer), ``"delay"`` (sleep ``delay`` seconds, then answer normally), ``"drop_after"`` (POST /prompt
     only: queue the prompt, then drop the connection instead of answering).
-    ``"status"`` (answer ``status`` with an empty body).
+    ``"status"`` (answer ``status`` with an empty body), ``"truncate"`` (``/view`` only: announce the
+    file's length, send half of it, drop the connection).
     ``times`` is how many matching requests it affects (``-1`` = all).
     """
 
@@ -1093,6 +1094,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404)
             return
         ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        if fault is not None and fault.kind == "truncate":
+            # The full length announced, half the body sent, then the connection dropped.
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._drop()
+            return
         self._reply(200, data, CONTENT_TYPES.get(ext, "application/octet-stream"),
                     {"Content-Disposition": f'filename="{name}"', "X-Content-Type-Options": "nosniff",
                      "ETag": hashlib.sha256(data).hexdigest()[:16], "Accept-Ranges": "bytes"})

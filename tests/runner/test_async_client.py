@@ -312,3 +312,37 @@ def test_100_concurrent_runs_on_one_loop_start_no_thread() -> None:
     assert all(result.ok for result in results)
     assert len({result.prompt_id for result in results}) == 100
     assert max(threads) == threads[0], f"threads grew from {threads[0]} to {max(threads)}"
+
+
+def test_the_blocking_client_does_not_load_the_async_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, runner; from runner import ComfyClient; "
+            "print(sorted(m for m in ('httpx2', 'websockets.asyncio.client', 'runner.client.aio') if m in sys.modules)); "
+            "print(runner.AsyncComfyClient.__name__, runner.client.AsyncComfyClient is runner.AsyncComfyClient)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "AsyncComfyClient True"]
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["ComfyClient", "AsyncComfyClient"])
+def test_a_download_cut_off_mid_body_is_fetched_again(comfy_server: FakeComfyServer, tmp_path: Path,
+                                                      blocking: bool) -> None:
+    from runner import ComfyClient
+
+    comfy_server.add_fault("/view", "truncate", times=1)
+    out = tmp_path / "out"
+    if blocking:
+        with ComfyClient(comfy_server.url, poll_interval=0.05, retry=FAST) as client:
+            manifest = client.download_outputs(client.run(workflow(), timeout=10), out)
+    else:
+        async def body(client: AsyncComfyClient) -> Any:
+            return await client.download_outputs(await client.run(workflow(), timeout=10), out)
+
+        manifest = with_client(comfy_server, body)
+    saved = out / manifest.outputs[0]["path"]
+    assert saved.read_bytes() == comfy_server.files[("output", "demo", "invert_00001_.png")]
+    assert [m for m, p, _ in comfy_server.requests if p == "/view"] == ["GET", "GET"]  # the cut one, then whole
+    assert sorted(p.name for p in out.iterdir()) == sorted([saved.name, "manifest.json"])  # no .part left
