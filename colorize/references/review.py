@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from colorize.references.store import atomic_write
 
-__all__ = ["REVIEW_HTML", "REVIEW_PNG", "regenerate_command", "write_review"]
+__all__ = ["REVIEW_HTML", "REVIEW_PNG", "pick_options", "regenerate_command", "write_review"]
 
 REVIEW_HTML = "review.html"
 REVIEW_PNG = "review.png"
@@ -34,10 +34,32 @@ _CAPTION_HEIGHT = 30
 _GAP = 8
 
 
+def pick_options(data: dict[str, Any]) -> list[str]:
+    """The ``colorize keyframes`` options that made the pick ``data`` (``keyframes.json``), so
+    that a command built from them reuses it instead of picking anew."""
+    from colorize.references.picker import PickConfig
+
+    words: list[str] = []
+    if data.get("shots"):
+        words += ["--shots", str(data["shots"])]
+    if data.get("report"):
+        words += ["--report", str(data["report"])]
+    settings, defaults = data.get("settings", {}), PickConfig()
+    for option, name in (("--group-threshold", "group_threshold"),
+                         ("--sample-every", "sample_every"), ("--search-frames", "search_frames")):
+        if name in settings and settings[name] != getattr(defaults, name):
+            words += [option, str(settings[name])]
+    image_fps = data.get("signature", {}).get("image_fps")
+    if image_fps not in (None, 25.0):
+        words += ["--fps", f"{image_fps:g}"]
+    return words
+
+
 def regenerate_command(input_arg: str, folder: Path, frame: int, workflow: str | None = None,
-                       servers: Sequence[str] = ()) -> str:
-    """The command that makes the colour reference of keyframe ``frame`` again."""
-    words = ["colorize", "keyframes", input_arg, "-o", str(folder), "--generate",
+                       servers: Sequence[str] = (), pick: Sequence[str] = ()) -> str:
+    """The command that makes the colour reference of keyframe ``frame`` again; ``pick``: the
+    pick's own options (:func:`pick_options`), without which the command would pick anew."""
+    words = ["colorize", "keyframes", input_arg, "-o", str(folder), *pick, "--generate",
              workflow or "WORKFLOW"]
     for server in servers or ("URL",):
         words += ["--server", server]
@@ -73,7 +95,8 @@ def _page(folder: Path, data: dict[str, Any], input_arg: str, workflow: str | No
         problems = ", ".join(keyframe["problems"])
         warning = f'<p class="warn">best picture found is {html.escape(problems)}</p>' \
             if problems else ""
-        command = regenerate_command(input_arg, folder, keyframe["serves"], workflow, servers)
+        command = regenerate_command(input_arg, folder, keyframe["serves"], workflow, servers,
+                                     pick_options(data))
         rows.append(f"""
 <section id="frame-{keyframe['serves']}">
   <h2>frame {keyframe['serves']:,} <small>{html.escape(keyframe['reason'])}</small></h2>

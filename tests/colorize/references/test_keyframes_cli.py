@@ -4,7 +4,10 @@ and bad input (one line, its exit code, nothing half-written, inputs untouched).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -145,6 +148,14 @@ def test_an_unchanged_request_is_not_scanned_again(clip: Path, tmp_path: Path) -
     assert "4 keyframe(s) in 4 group(s)" in result.stdout
     assert sorted(p.name for p in (out / "gray").iterdir()) == \
         ["ref_000000.png", "ref_000020.png", "ref_000036.png", "ref_000054.png"]
+    # The review's command for a keyframe repeats the pick's options, so it reuses this pick.
+    page = (out / "review.html").read_text()
+    command = html.unescape(re.search(r"make it again: <code>(.*?--regenerate 20)</code>",
+                                      page).group(1))
+    words = shlex.split(command)
+    assert words[:2] == ["colorize", "keyframes"] and "--group-threshold" in words
+    result = invoke(words[1:words.index("--generate")])
+    assert "not scanned again" in result.stderr
 
 
 def test_colour_files_left_from_another_pick_are_named(clip: Path, tmp_path: Path) -> None:
