@@ -23,7 +23,7 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 #: The longest stretch an anchor keeps (frames from its keyframe): past this a GOP is too long
 #: to be worth remembering, and a resume decodes from the start instead.
@@ -144,7 +144,12 @@ def index_from_packets(packets: list[tuple[int | None, bool]]) -> FrameIndex:
 
 
 def scan_frame_index(path: Path, stream_index: int) -> FrameIndex:
-    """Read the video packets of ``path`` (demux only, nothing decoded) into a frame index.
+    """The frame index of the video stream ``stream_index`` of ``path``, nothing decoded.
+
+    An MP4 or MOV header lists every sample's decode time, keyframe flag and composition
+    offset: the index then comes from the header alone (checked against the first packets the
+    demuxer reads), without reading the film. Other files have their video packets read
+    (demux only).
 
     Raises :class:`NotSeekableError` when the packets cannot give exact frame numbers (no
     timestamps, duplicates, a count that disagrees with the container's own index).
@@ -154,20 +159,65 @@ def scan_frame_index(path: Path, stream_index: int) -> FrameIndex:
     try:
         with av.open(str(path.resolve()), metadata_errors="replace") as container:
             stream = container.streams.get(stream_index)[0]
-            from colorize.video.source import discard_others
-
-            discard_others(container, [stream])
-            packets = [(packet.pts, bool(packet.is_keyframe))
-                       for packet in container.demux(stream)
-                       if packet.size and not packet.is_discard]
             indexed = int(stream.frames or 0)
-            exact_count = container.format.name == "mov,mp4,m4a,3gp,3g2,mj2"
+            header_indexed = container.format.name == MP4_FORMAT
+            packets = _packets_from_the_header(path, container, stream) if header_indexed \
+                else None
+        if packets is None:
+            with av.open(str(path.resolve()), metadata_errors="replace") as container:
+                stream = container.streams.get(stream_index)[0]
+                packets = _packets(container, stream)
     except (av.FFmpegError, OSError, ValueError, EOFError) as error:
         raise NotSeekableError(f"the packet scan failed ({error})") from None
     index = index_from_packets(packets)
-    if exact_count and indexed and indexed != index.frame_count:
+    if header_indexed and indexed and indexed != index.frame_count:
         raise NotSeekableError(f"{index.frame_count} packets but {indexed} frames in the index")
     return index
+
+
+MP4_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
+#: Packets read to check an index built from an MP4 header against the demuxer's own.
+HEADER_CHECK_PACKETS = 120
+
+
+def _packets(container: Any, stream: Any) -> list[tuple[int | None, bool]]:
+    """(pts, is_keyframe) of ``stream``'s frame packets in decode order; the other streams'
+    packets are skipped by the demuxer."""
+    from colorize.video.source import discard_others
+
+    discard_others(container, [stream])
+    return [(packet.pts, bool(packet.is_keyframe)) for packet in container.demux(stream)
+            if packet.size and not packet.is_discard]
+
+
+def _packets_from_the_header(path: Path, container: Any,
+                             stream: Any) -> list[tuple[int | None, bool]] | None:
+    """The packets' (pts, is_keyframe) from an MP4 header: decode time plus composition offset
+    per sample; None unless the header is the plain case and its first packets agree with what
+    the demuxer reads."""
+    from colorize.video.mp4_header import composition_offsets
+
+    entries = list(stream.index_entries)
+    if not entries or len(entries) != int(stream.frames or 0) or \
+            any(entry.is_discard for entry in entries):
+        return None
+    offsets = composition_offsets(path, stream.id, len(entries))
+    if offsets is None:
+        return None
+    packets = [(entry.timestamp + offset, bool(entry.is_keyframe))
+               for entry, offset in zip(entries, offsets)]
+    read = []
+    for packet, _ in zip((p for p in _demuxed(container, stream) if p.size),
+                         range(HEADER_CHECK_PACKETS)):
+        read.append((packet.pts, bool(packet.is_keyframe)))
+    return packets if read == packets[:len(read)] else None
+
+
+def _demuxed(container: Any, stream: Any) -> Iterator[Any]:
+    from colorize.video.source import discard_others
+
+    discard_others(container, [stream])
+    yield from container.demux(stream)
 
 
 class AnchorTracker:

@@ -312,3 +312,35 @@ def test_shot_tasks_of_an_unseekable_film_decode_from_the_start_without_scanning
     assert_same(got, decode_all(raw)[20:])
     assert any("cannot seek exactly to frame 20" in r.getMessage() and "no timestamp" in
                r.getMessage() for r in caplog.records)
+
+
+MP4_CLIPS = [c for c in CLIPS if c.name.endswith((".mp4", ".mov"))]
+
+
+def full_scan(path: Path) -> FrameIndex:
+    with av.open(str(path)) as container:
+        return seek.index_from_packets(seek._packets(container, container.streams.video[0]))
+
+
+@pytest.mark.parametrize("clip", MP4_CLIPS, ids=[c.name for c in MP4_CLIPS])
+def test_an_mp4_index_comes_from_its_header_without_reading_the_film(clip, tmp_path,
+                                                                     monkeypatch):
+    path = write_clip(tmp_path, clip)
+    want = full_scan(path)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("an MP4's index should come from its header")
+
+    monkeypatch.setattr(seek, "_packets", no_read)
+    assert seek.scan_frame_index(path, 0) == want
+
+
+def test_an_mp4_header_that_disagrees_with_its_packets_is_not_trusted(tmp_path, monkeypatch):
+    from colorize.video import mp4_header
+
+    path = write_clip(tmp_path, CLIPS[0])
+    want = full_scan(path)
+    real = mp4_header.composition_offsets
+    monkeypatch.setattr(mp4_header, "composition_offsets",
+                        lambda *args: [offset + 1 for offset in real(*args)])
+    assert seek.scan_frame_index(path, 0) == want      # read from the packets instead
