@@ -59,6 +59,7 @@ def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
     if previous is not None:
         logger.info("%s matches this input and these settings: not scanned again (--rescan "
                     "forces it)", folder / KEYFRAMES_FILE)
+        _warn_stale(folder, previous)
         return previous
     with open_source(request.input_path,
                      image_fps=Fraction(request.image_fps).limit_denominator(1001)) as source:
@@ -93,11 +94,15 @@ def pick_to_folder(request: KeyframesRequest) -> dict[str, Any]:
             raise
     _write_timeline(folder, data, fps, request)
     write_json(folder / KEYFRAMES_FILE, data)
+    _warn_stale(folder, data)
+    return data
+
+
+def _warn_stale(folder: Path, data: dict[str, Any]) -> None:
     for name in stale_colour_files(folder, data):
         logger.warning("%s is not a keyframe of this pick, but 'colorize --ref-dir %s' would "
                        "still use it: delete it if it is left from an earlier pick",
                        folder / name, folder)
-    return data
 
 
 def request_signature(request: KeyframesRequest) -> dict[str, Any]:

@@ -164,6 +164,10 @@ def test_colour_files_left_from_another_pick_are_named(clip: Path, tmp_path: Pat
     Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(out / "ref_000030.png")
     result = invoke(["keyframes", clip, "-o", out, "--shots", clip.parent / "cuts.txt"])
     assert "ref_000030.png is not a keyframe of this pick" in result.stderr
+    result = invoke(["keyframes", clip, "-o", out, "--shots", clip.parent / "cuts.txt"])
+    assert "not scanned again" in result.stderr  # and still said when the pick is reused
+    assert "ref_000030.png is not a keyframe of this pick" in result.stderr
+    assert (out / "ref_000030.png").is_file()  # named, never deleted
 
 
 def refuse(args: list, exit_code: int, *watched: Path) -> str:
