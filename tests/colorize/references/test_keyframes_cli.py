@@ -277,3 +277,21 @@ def test_a_folder_of_images(tmp_path: Path) -> None:
     source = data["groups"][1]["source_frame"]
     still = np.asarray(Image.open(out / data["groups"][1]["still"]))
     assert np.array_equal(still, film().frames[source][..., 0])  # lossless input: exact
+
+
+def test_the_colour_files_it_asks_for_are_what_colorize_ref_dir_reads(clip: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "refs"
+    cuts = clip.parent / "cuts.txt"
+    invoke(["keyframes", clip, "-o", out, "--shots", cuts, "-q"])
+    data = json.loads((out / "keyframes.json").read_text())
+    for group in data["groups"]:  # colour each still (here: a tint) under every name it serves
+        grey = np.asarray(Image.open(out / group["still"]))
+        colour = np.stack([grey, grey // 2, grey // 3], axis=2).astype(np.uint8)
+        for name in group["colour"]:
+            Image.fromarray(colour).save(out / name)
+    plan = invoke([clip, "--ref-dir", out, "--shots", cuts, "--plan"]).stdout
+    for keyframe in data["keyframes"]:
+        start, last = keyframe["shot_start"], keyframe["shot_end"] - 1
+        assert f"frames {start}-{last}, reference {out / keyframe['colour']} (frame {start})" \
+            in plan
