@@ -104,6 +104,8 @@ def test_schema_describes_types_limits_choices_files_and_models() -> None:
     assert schema["checkpoint"]["x-comfy-model-folder"] == "checkpoints"
     assert schema["prompt"]["description"] and schema["prompt"]["type"] == "string"
     assert REGISTRY.get("colorize-video").json_schema()["properties"]["video"]["contentMediaType"] == "video/*"
+    folder = REGISTRY.get("colorize-video-keyframes").json_schema()["properties"]["keyframes"]
+    assert folder["x-comfy-file"] == "folder" and folder["type"] == "string" and "contentMediaType" not in folder
 
 
 def test_parameters_writing_one_input_exclude_each_other() -> None:
