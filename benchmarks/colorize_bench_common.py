@@ -445,3 +445,37 @@ def write_result(stem: Path, document: dict, markdown: str) -> None:
     """``<stem>.json`` and ``<stem>.md``, each replaced atomically (safe to rewrite mid-run)."""
     write_json(stem.with_suffix(".json"), document)
     write_atomic(stem.with_suffix(".md"), markdown)
+
+
+# -- golden cases --------------------------------------------------------------------------------
+
+GOLDEN_DIR = ROOT / "tests" / "fixtures" / "golden"
+
+
+def golden_psnr(weights: Path, device: str, precision: str, cases=("P1", "P2")) -> list[dict]:
+    """Per golden case: PSNR of ``precision``'s RGB frames against fp32's, frame by frame, on
+    ``device`` (the cases' frames and reference from tests/fixtures/golden; both runs use the
+    same weights). Returns ``[{"case", "frames", "min_db", "mean_db", "per_frame_db"}]``."""
+    from PIL import Image
+
+    from colorize.engine import EngineConfig, build_colorizer
+
+    rows = []
+    for name in cases:
+        root = GOLDEN_DIR / name
+        knobs = json.loads((root / "case.json").read_text())["knobs"]
+        frames = [np.array(Image.open(path).convert("RGB"))
+                  for path in sorted((root / "frames").glob("*.png"))]
+        reference = np.array(Image.open(root / "ref.png").convert("RGB"))
+        outputs = {}
+        for run_precision in ("fp32", precision):
+            colorizer = build_colorizer(EngineConfig(
+                weights=weights, device=device, precision=run_precision,
+                reference_is_first_frame=knobs["path"] == "step"))
+            outputs[run_precision] = list(colorizer.colorize(iter(frames), reference))
+        per_frame = [psnr(a, b, 255.0) for a, b in zip(outputs["fp32"], outputs[precision])]
+        finite = [value for value in per_frame if math.isfinite(value)]
+        rows.append({"case": name, "frames": len(per_frame), "min_db": min(per_frame),
+                     "mean_db": sum(finite) / len(finite) if finite else math.inf,
+                     "per_frame_db": per_frame})
+    return rows

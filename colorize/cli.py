@@ -242,12 +242,12 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     show_envvar=True,
     help="ColorMNet checkpoint. Default: the one 'colorize weights download' installed.",
 )
-@click.option("--fp32", "precision", flag_value="fp32", help="Run the model in float32.")
+@click.option("--fp32", "precision", flag_value="fp32", help="Run the model in float32 (the official numbers).")
 @click.option(
-    "--fp16", "precision", flag_value="fp16", help="Run the model in float16 (CUDA/MPS)."
+    "--fp16", "precision", flag_value="fp16", help="Run the model in float16 (CUDA/MPS; on CPU for checking only)."
 )
 @click.option(
-    "--bf16", "precision", flag_value="bf16", help="Run the model in bfloat16 (recent GPUs)."
+    "--bf16", "precision", flag_value="bf16", help="Run the model in bfloat16 (recent GPUs, CPUs with AMX or AVX512-BF16)."
 )
 @click.option(
     "--crf",
@@ -442,7 +442,7 @@ def _colorize(
         footage = _footage_setup(options, reference_path, info, fps)
         reference = footage.main_reference
         if options["plan_only"]:
-            _print_plan(options, memory, engine, info)
+            _print_plan(options, memory, engine, info, target)
             for line in footage.describe(info.frame_count):
                 click.echo(line)
             if options["keep_shots"]:
@@ -600,8 +600,12 @@ def _if_resumable(session: Any, colorizer: Any) -> Any:
     return None
 
 
-def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any) -> None:
+def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, info: Any,
+                target: Any) -> None:
     """--plan: what a run would do, without loading the model or downloading anything."""
+    from colorize.footage.resume import CheckpointSettings, describe_checkpoints
+    from colorize.video.sink import KEYFRAME_INTERVAL, video_codec
+
     from colorize.weights import WeightsNotFoundError, resolve_checkpoint
 
     try:
@@ -617,6 +621,10 @@ def _print_plan(options: dict[str, Any], memory: "MemorySettings", engine: Any, 
     seconds = engine.estimate_seconds_per_frame(plan)
     total = f", about {seconds * info.frame_count / 60:.1f} min in all" if info.frame_count else ""
     click.echo(f"estimated time:   {seconds:.2f} s/frame (rough){total}")
+    if target.kind != "image":
+        settings = CheckpointSettings(every=options["checkpoint_every"], resume=options["resume"])
+        between = KEYFRAME_INTERVAL[video_codec(target)] if target.kind == "video" else 1
+        click.echo(describe_checkpoints(settings, between, seconds))
 
 
 def _engine_config(

@@ -38,6 +38,43 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
+# /proc/cpuinfo flags of native bfloat16 arithmetic, best first, with the name --plan prints.
+_BF16_FLAGS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"))
+
+
+def bf16_feature(flags: set[str]) -> str | None:
+    """The native bfloat16 feature among a CPU's flags (AMX-BF16, AVX512-BF16), or None."""
+    for flag, name in _BF16_FLAGS:
+        if flag in flags:
+            return name
+    return None
+
+
+def cpu_flags(cpuinfo: str) -> set[str]:
+    """The feature flags of the first processor listed in ``/proc/cpuinfo``'s text."""
+    for line in cpuinfo.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def cpu_native_bf16(platform: str | None = None) -> str | None:
+    """Whether this CPU computes bfloat16 natively, read from ``/proc/cpuinfo`` on Linux.
+
+    Elsewhere (macOS, Windows) the answer is None, so ``auto`` stays at fp32 there: emulated
+    bfloat16 is slower than fp32.
+    """
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux"):
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            return bf16_feature(cpu_flags(handle.read()))
+    except OSError:
+        return None
+
+
 def configure_cpu_threads() -> int:
     """Use the physical cores for intra-op work unless the user set OMP/MKL threads themselves."""
     if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:

@@ -129,3 +129,9 @@ class DeviceUnavailableError(ColorizeError):
     """The requested device or precision cannot be used on this machine."""
 
     exit_code = 4
+
+
+class PrecisionRangeError(DeviceUnavailableError):
+    """The network's output left the range of the half precision it ran in (inf or NaN): the
+    input drives an activation past what fp16 holds (65504). Exit code 4, like a precision
+    that cannot be used here; the message says to rerun in fp32."""

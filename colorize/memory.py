@@ -305,9 +305,14 @@ class MemoryBank:
             top_scores, top_index = torch.topk(scores, k=top_k, dim=1, sorted=True)
             del scores
             match += (top_scores[:, 0] / channels).clamp(max=0).exp().sum()
-            # No max subtraction: this is how the checkpoint was trained and evaluated.
+            # No max subtraction: this is how the checkpoint was trained and evaluated. Where
+            # that underflows (every top-k score below about -87: a key far from all memory,
+            # likelier from half-precision keys) it would divide 0 by 0; there, and only there,
+            # the max-subtracted softmax gives the weights instead.
             weights = top_scores.exp()
-            weights /= weights.sum(1, keepdim=True)
+            sums = weights.sum(1, keepdim=True)
+            usable = (sums > 0) & torch.isfinite(sums)
+            weights = torch.where(usable, weights / sums, top_scores.softmax(dim=1))
             out[begin:stop] = weighted_rows(values, top_index, weights.to(values.dtype))
             usage.index_add_(0, top_index.reshape(-1), weights.reshape(-1))
         self.last_match = match / positions

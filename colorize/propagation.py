@@ -202,6 +202,8 @@ class VideoPropagator:
         logits, hidden = self.network.decode(features, readout, self.memory.hidden, is_normal)
         if hidden is not None:
             self.memory.hidden = hidden
+        if logits.dtype != torch.float32:
+            _check_half_range(logits, self.frame_index)
         # tanh in float32 whatever precision the decoder ran in.
         return torch.tanh(logits.float())
 
@@ -252,3 +254,21 @@ class VideoPropagator:
         self.last_value = None if value is None else value.clone()
         self.first_reference = (EncodedReference.from_tensors(tensors, f"{prefix}first_reference.")
                                 if f"{prefix}first_reference.key" in tensors else None)
+
+
+def _check_half_range(logits: torch.Tensor, frame_index: int) -> None:
+    """Refuse a frame whose half-precision logits overflowed, instead of writing garbage.
+
+    The float32 steps (attention and memory softmaxes, norms, the memory distances, the colour
+    conversion) cannot overflow; what is left is an activation past the half type's range.
+    The check is one reduction on a tensor the caller copies to the host anyway.
+    """
+    if bool(torch.isfinite(logits).all()):
+        return
+    from colorize.errors import PrecisionRangeError
+
+    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(logits.dtype, str(logits.dtype))
+    limit = torch.finfo(logits.dtype).max
+    raise PrecisionRangeError(
+        f"frame {frame_index}: the network overflowed {name} (a value beyond +-{limit:g}, "
+        "giving inf or NaN); rerun with --fp32")

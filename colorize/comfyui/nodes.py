@@ -240,7 +240,7 @@ class LoadColorMNet(io.ComfyNode):
                                tooltip=f"A checkpoint in models/{MODEL_FOLDER}, or {COLORIZE_DEFAULT}: "
                                        "the one the colorize command finds."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="auto: fp16 on CUDA, fp32 elsewhere."),
+                               tooltip="auto: fp16 on CUDA, bf16 on CPUs with native bfloat16, fp32 elsewhere."),
             ],
             outputs=[ColorMNetModel.Output(display_name="model")],
         )

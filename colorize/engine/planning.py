@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from colorize.engine.config import EngineConfig, MemorySettings
-from colorize.engine.precision import resolve_precision
+from colorize.engine.precision import choose_precision
 
 # Measured on CPU fp32 (peak RSS of batch 2 minus batch 1 at 448x448): the key encoder needs
 # about 2 KB of activations per padded input pixel per frame; half precision halves it.
@@ -34,11 +34,14 @@ class RunPlan:
     budget_bytes: int
     budget_source: str
     reason: str = ""
+    precision_reason: str = ""
 
     def describe(self) -> list[str]:
         gib = 1 << 30
         lines = [
             f"device:           {self.device} ({self.precision})",
+            f"precision:        {self.precision}"
+            + (f" ({self.precision_reason})" if self.precision_reason else ""),
             f"frame size:       {self.frame_size[1]}x{self.frame_size[0]}",
             f"processing size:  {self.processing_size[1]}x{self.processing_size[0]}"
             f" (padded {self.padded_size[1]}x{self.padded_size[0]})",
@@ -84,7 +87,8 @@ def estimate_peak_bytes(padded: tuple[int, int], chunk: int, half: bool,
 
 def make_plan(config: EngineConfig, frame_size: tuple[int, int], device, budget) -> RunPlan:
     """Choose processing size and chunk size so that the estimate fits the free memory."""
-    precision = resolve_precision(config.precision, device)
+    choice = choose_precision(config.precision, device)
+    precision = choice.precision
     half = precision in ("fp16", "bf16")
     usable = int(budget.free_bytes * 0.8)
     processing = scaled(frame_size, config.max_side)
@@ -112,6 +116,7 @@ def make_plan(config: EngineConfig, frame_size: tuple[int, int], device, budget)
         processing_size=processing, padded_size=size, chunk_size=chunk,
         estimated_peak_bytes=estimate_peak_bytes(size, chunk, half, config.memory),
         budget_bytes=budget.free_bytes, budget_source=budget.source, reason=reason,
+        precision_reason=choice.reason,
     )
 
 

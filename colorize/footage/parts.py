@@ -34,7 +34,7 @@ from colorize.errors import CheckpointUnusableError, OutputWriteError
 from colorize.files import sync_directory, sync_file
 from colorize.video import images
 from colorize.video.join import PART_MUXER, DtsOverlapError, JoinedVideoSink, open_part, part_packets
-from colorize.video.sink import Sink, VideoFileSink, frame_names
+from colorize.video.sink import KEYFRAME_INTERVAL, Sink, VideoFileSink, frame_names, video_codec
 from colorize.video.source import FrameMeta, Source
 from colorize.video.target import OutputTarget
 
@@ -46,6 +46,9 @@ SEGMENTS_KIND = "encoded-segments"
 
 class CheckpointedParts(Sink):
     """A sink that writes into the checkpoint folder and can be made durable at any frame."""
+
+    #: Fewest frames an automatic checkpoint leaves between two others (except at a cut).
+    min_frames_between = 1
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -127,6 +130,9 @@ class VideoSegmentParts(CheckpointedParts):
     def __init__(self, folder: Path, target: OutputTarget, source: Source,
                  reopen: Callable[[], Source], crf: int | None) -> None:
         super().__init__(folder)
+        # Each checkpoint starts a segment, and so a keyframe: no more often than the encoder
+        # puts one anyway, so that checkpoints do not grow the file.
+        self.min_frames_between = KEYFRAME_INTERVAL[video_codec(target)]
         self._target = target
         self._source = source
         self._reopen = reopen

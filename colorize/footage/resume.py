@@ -25,7 +25,11 @@ The pipeline drives a :class:`ResumeSession`:
 Default interval (no ``--checkpoint-every``): a checkpoint once the work since the last one is
 at least ``max(AUTO_MIN_SECONDS, last checkpoint's cost / TARGET_OVERHEAD)``: measured cost
 against measured frame time, so the saving costs at most 3% of the run whatever the frame size,
-device and memory size, and at most that much work is lost to a crash.
+device and memory size. For video output each checkpoint also starts a segment, whose first
+frame is a keyframe, so it also waits until the segment holds the encoder's own keyframe
+interval (``min_frames_between``: 250 frames for H.264, 128 for VP9), or the next frame starts a
+shot: the output then has about the keyframes an uninterrupted encode has. A crash loses at most
+that much work (``--plan`` says how long it is on the device: :func:`describe_checkpoints`).
 """
 
 from __future__ import annotations
@@ -293,7 +297,15 @@ class ResumeSession:
         if every is not None:
             return (index + 1 - self.start_frame) % every == 0
         wait = max(AUTO_MIN_SECONDS, self._last_cost / TARGET_OVERHEAD)
-        return time.monotonic() - self._last_save >= wait
+        if time.monotonic() - self._last_save < wait:
+            return False
+        # A video checkpoint starts a segment, and so a keyframe: not before the encoder's own
+        # interval has passed, unless the next frame starts a shot (a keyframe there is free).
+        next_frame = index + 1
+        since = next_frame - (self.saved_frame if self.saved_frame is not None else self.start_frame)
+        footage = self._footage
+        return since >= self.parts.min_frames_between or (
+            footage is not None and footage.is_cut(next_frame))
 
     # -- writer side ---------------------------------------------------------------------------
 
@@ -338,6 +350,26 @@ class ResumeSession:
         elif self.saved_frame:
             logger.warning("progress up to frame %d is saved in %s: run the same command with "
                            "--resume to continue", self.saved_frame, self.folder.path)
+
+
+def describe_checkpoints(settings: CheckpointSettings, min_frames_between: int,
+                         seconds_per_frame: float) -> str:
+    """The ``--plan`` line: how often checkpoints fall and the work a crash can lose."""
+    if not settings.enabled:
+        return "checkpoints:      off (--checkpoint-every 0): a crash loses the whole run"
+    if settings.every is not None:
+        lost = settings.every * seconds_per_frame
+        return (f"checkpoints:      every {settings.every} frames: a crash loses at most "
+                f"{_duration(lost)} of work here")
+    lost = max(AUTO_MIN_SECONDS, min_frames_between * seconds_per_frame)
+    frames = f" and {min_frames_between} frames (the encoder's keyframe interval; sooner at " \
+        "a cut)" if min_frames_between > 1 else ""
+    return (f"checkpoints:      after at least {AUTO_MIN_SECONDS:.0f} s of work{frames}: a "
+            f"crash loses at most about {_duration(lost)} of work here")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
 def _exists_message(folder: CheckpointFolder) -> str:

@@ -153,8 +153,9 @@ class LocalAttention(nn.Module):
         logits_of = dense_window_logits if dense else window_logits
         logits = logits_of(query / (self.key_dim ** 0.5), key, self.max_offset) + relative
         outside = outside_frame_mask(height, width, self.max_offset, query.device)
-        # Softmax in float32 whatever the compute precision; masked offsets become exact zeros.
-        weights = logits.masked_fill(outside, float("-inf")).softmax(dim=1)
+        # Softmax in float32 whatever the compute precision; masked offsets become exact zeros
+        # (a finite fill: the same zeros, and never a NaN should a row be all masked).
+        weights = logits.masked_fill(outside, torch.finfo(logits.dtype).min).softmax(dim=1)
         aggregate = dense_window_aggregate if dense else window_aggregate
         aggregated = aggregate(weights, value, self.max_offset)
         mixed = self.dw_conv(aggregated)

@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 
 #: Default quality per encoder (lower is better): near-transparent H.264, VP9's usual sweet spot.
 DEFAULT_CRF = {"libx264": 18, "libvpx-vp9": 32}
+#: The encoders' own longest keyframe interval in frames with our settings (x264's keyint,
+#: libvpx's kf_max_dist; measured: keyframes at 0, 250, 500 and 0, 128, 256 on a still scene).
+KEYFRAME_INTERVAL = {"libx264": 250, "libvpx-vp9": 128}
+
+
+def video_codec(target: OutputTarget) -> str:
+    """The encoder a video target is written with: VP9 for WebM, H.264 otherwise."""
+    return "libvpx-vp9" if (target.container_format or "mp4") == "webm" else "libx264"
 # FFmpeg colour numbering: 1 = BT.709 for primaries, transfer and matrix; range 1 = limited.
 _BT709 = 1
 _LIMITED_RANGE = 1
@@ -163,7 +171,7 @@ class VideoFileSink(Sink):
         self._with_side_streams = side_streams
         self._source = source
         self._info = source.info
-        self._codec = "libvpx-vp9" if self._format == "webm" else "libx264"
+        self._codec = video_codec(target)
         self._crf = DEFAULT_CRF[self._codec] if crf is None else crf
         self._temp = _temporary_sibling(target.path, target.path.suffix)
         self._container: av.container.OutputContainer | None = None

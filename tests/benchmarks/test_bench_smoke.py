@@ -65,3 +65,31 @@ def test_memory_benchmark_samples_every_frame(weights, tmp_path, capsys):
     assert written["samples"][0]["working_elements"] > 0
     assert written["summary"]["rss_end_mb"] > 0
     assert "112x112" in capsys.readouterr().out
+
+
+def test_gpu_suite_smoke_runs_every_step_on_the_cpu(weights, tmp_path):
+    suite = _load("gpu_suite")
+    code = suite.main(["--smoke", "--weights", str(weights[0]), "--out", str(tmp_path)])
+    assert code == 0
+    written = json.loads(next(tmp_path.glob("gpu_suite_cpu-smoke_*.json")).read_text())
+    steps = written["steps"]
+    assert [name for name in steps] == ["table", "vram", "backoff", "golden"]
+    assert all(step["status"] == "ok" for step in steps.values()), steps
+    assert {row["precision"] for row in steps["table"]["rows"]} == {"fp32", "bf16"}
+    assert steps["vram"]["at_short_mib"] > 0 and steps["vram"]["at_long_mib"] > 0
+    # The injected out-of-memory error was met and backed off from, and the video finished.
+    assert steps["backoff"]["frames"] == 3
+    assert steps["backoff"]["events"][-1].endswith("retrying with 1")
+    assert steps["golden"]["bf16"][0]["min_db"] > 30
+    assert "GPU suite on cpu (smoke)" in next(tmp_path.glob("gpu_suite_*.md")).read_text()
+
+
+def test_precision_benchmark_compares_bf16_with_fp32(weights, tmp_path):
+    bench = _load("bench_precision")
+    code = bench.main(["--size", "64", "--frames", "2", "--threads", "1", "--weights",
+                       str(weights[0]), "--out", str(tmp_path)])
+    assert code == 0
+    written = json.loads(next(tmp_path.glob("precision_cpu_*.json")).read_text())
+    rows = {row["precision"]: row for row in written["results"]}
+    assert set(rows) == {"fp32", "bf16"} and all(row["s_per_frame"] > 0 for row in rows.values())
+    assert 20 < rows["bf16"]["psnr_vs_fp32_min_db"] < 200

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
 from click.testing import CliRunner
 
 import batch_helpers as h
 from colorize.cli import cli
+from colorize.engine import resolve_precision
 
 
 def invoke(*args) -> "object":
@@ -25,7 +27,8 @@ def test_batch_runs_the_engine_once_per_worker(tmp_path, batch_weights):
     assert "1 model load(s)" in result.stdout
     lines = h.lines(outdir)
     assert [line["status"] for line in lines] == ["ok", "ok"]
-    assert all(line["device"].endswith("cpu fp32") for line in lines)
+    auto = resolve_precision("auto", torch.device("cpu"))       # bf16 where the CPU has it
+    assert all(line["device"].endswith(f"cpu {auto}") for line in lines)
     for line in lines:
         frames = h.decode(Path(line["output"]))
         assert len(frames) == 3 and frames[0].shape == (h.SIZE, h.SIZE, 3)

@@ -6,6 +6,7 @@ import os
 import sys
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -165,7 +166,8 @@ def test_automatic_interval_keeps_saving_under_three_percent(tmp_path: Path, mon
 
     clock = [1000.0]
     monkeypatch.setattr(resume.time, "monotonic", lambda: clock[0])
-    session = ResumeSession(CheckpointFolder(tmp_path / "c"), parts=None, fingerprint={},
+    frames = SimpleNamespace(min_frames_between=1)      # PNG frames: the time rule alone
+    session = ResumeSession(CheckpointFolder(tmp_path / "c"), parts=frames, fingerprint={},
                             settings=CheckpointSettings(every=None))
     session._last_save = clock[0]
     clock[0] += resume.AUTO_MIN_SECONDS - 0.1

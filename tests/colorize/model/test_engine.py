@@ -147,13 +147,6 @@ def test_bf16_on_cpu_stays_close_to_fp32(synthetic_weights_file):
     assert 30 < psnr < 99        # close, but really computed in another precision
 
 
-def test_fp16_is_refused_on_cpu(synthetic_weights_file):
-    from colorize.errors import DeviceUnavailableError
-
-    with pytest.raises(DeviceUnavailableError, match="--bf16"):
-        build_colorizer(EngineConfig(weights=synthetic_weights_file, device="cpu", precision="fp16"))
-
-
 def test_out_of_memory_at_one_frame_lowers_the_processing_size(synthetic_weights_file, monkeypatch):
     size = (150, 250)                       # padded 224 x 336 at full size
     frames, reference = synthetic_video(3, size=size), colourful_reference(size)
