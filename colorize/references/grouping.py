@@ -90,27 +90,31 @@ def similarity(first: np.ndarray, second: np.ndarray) -> float:
 
 @dataclass
 class ShotGrouper:
-    """Assigns group ids (0, 1, ...) to stills in shot order."""
+    """Assigns group ids (0, 1, ...) to stills in the order they are decided."""
 
     threshold: float = DEFAULT_GROUP_THRESHOLD
-    _leaders: list[np.ndarray] = field(default_factory=list, repr=False)
+    _leaders: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # joinable groups
+    _count: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if not self.threshold <= 1.0:
             raise ValueError(f"group threshold must be at most 1, got {self.threshold}")
 
     def assign(self, descriptor: np.ndarray) -> tuple[int, bool]:
-        """The group of a shot's still, and whether that group is new."""
+        """The group of a shot's still (an earlier shot's group it is alike enough, else a new
+        one that later shots may join), and whether that group is new."""
         best, best_similarity = -1, -np.inf
-        for group, leader in enumerate(self._leaders):
+        for group, leader in self._leaders.items():
             value = similarity(descriptor, leader)
             if value > best_similarity:
                 best, best_similarity = group, value
         if best >= 0 and best_similarity >= self.threshold:
             return best, False
-        return self.new_group(descriptor), True
+        group = self.new_group()
+        self._leaders[group] = descriptor
+        return group, True
 
-    def new_group(self, descriptor: np.ndarray) -> int:
-        """A group of its own (a keyframe that is not grouped by likeness)."""
-        self._leaders.append(descriptor)
-        return len(self._leaders) - 1
+    def new_group(self) -> int:
+        """A group of its own, which no shot joins (a keyframe not grouped by likeness)."""
+        self._count += 1
+        return self._count - 1

@@ -23,11 +23,12 @@ frame that needs a reference, plus one :class:`Still` (the picture to colour) pe
 
 Only every ``sample_every``-th frame of a search is measured (counted from its first frame);
 every frame's mean luma is taken for the fade check (a few thousand pixels). Memory stays
-bounded: per open search at most ``buckets`` candidate frames (the best one in each of
-``buckets`` equal stretches of the frames searched, so the middle preference can be applied once
-the length is known; where the end is not known ahead - ``--shots auto``, or an unknown frame
-count - the stretches span ``search_frames``, and the preference works at that coarser grain)
-and a few frames waiting for the fade check's look-ahead; per shot a small descriptor.
+bounded: per open search one candidate frame, the best so far, when the search's end is known
+ahead (a cut list, or a known frame count); otherwise (``--shots auto``, or the last shot of an
+input of unknown length) at most ``buckets`` (the best one in each of ``buckets`` stretches of
+``search_frames / buckets`` frames, ranked with the middle preference once the length is known,
+so the preference works at that coarser grain). Plus a few frames waiting for the fade check's
+look-ahead, and per shot a small descriptor.
 Frames are kept by reference, not copied: the iterable must yield a new array for each frame
 (decoders do).
 
@@ -205,13 +206,21 @@ class _Candidate:
 
 @dataclass(eq=False)
 class _Search:
-    """The frames searched for one keyframe and the best candidate in each bucket of them."""
+    """The frames searched for one keyframe and the best candidates found so far.
+
+    When the search's end is known ahead (``exact``: a cut list, or a known frame count), each
+    candidate is ranked as it arrives and only the best one is kept. Otherwise the best one by
+    quality is kept in each bucket of ``bucket_frames`` frames, and the ranking, which needs the
+    length searched, waits for the end.
+    """
 
     serves: int
     reason: str
     limit: int  # first frame not searched
+    exact: bool
     bucket_frames: int
     center: float  # preferred place, 0 = first frame searched, 1 = last
+    preference: float
     buckets: dict[int, _Candidate] = field(default_factory=dict)
     last_seen: int = -1
     chosen: _Candidate | None = None
@@ -219,19 +228,30 @@ class _Search:
     def wants(self, index: int, sample_every: int) -> bool:
         return self.serves <= index < self.limit and (index - self.serves) % sample_every == 0
 
+    def rank(self, candidate: _Candidate, last: int) -> float:
+        """Quality, less up to ``preference`` for distance from the preferred place among the
+        frames ``serves`` to ``last``."""
+        place = (candidate.index - self.serves) / max(1, last - self.serves)
+        distance = abs(place - self.center) / max(self.center, 1 - self.center)
+        return candidate.quality * (1.0 - self.preference * distance)
+
     def offer(self, candidate: _Candidate) -> None:
+        if self.exact:
+            held = self.buckets.get(0)
+            last = self.limit - 1
+            if held is None or self.rank(candidate, last) > self.rank(held, last):
+                self.buckets[0] = candidate
+            return
         bucket = (candidate.index - self.serves) // self.bucket_frames
         held = self.buckets.get(bucket)
         if held is None or candidate.quality > held.quality:
             self.buckets[bucket] = candidate
 
-    def choose(self, preference: float) -> _Candidate:
-        span = max(1, self.last_seen - self.serves)
+    def choose(self) -> _Candidate:
+        last = self.limit - 1 if self.exact else self.last_seen
         best, best_rank = None, -1.0
         for candidate in sorted(self.buckets.values(), key=lambda c: c.index):
-            place = (candidate.index - self.serves) / span
-            distance = abs(place - self.center) / max(self.center, 1 - self.center)
-            rank = candidate.quality * (1.0 - preference * distance)
+            rank = self.rank(candidate, last)
             if rank > best_rank:
                 best, best_rank = candidate, rank
         assert best is not None  # a search always measures its first frame
@@ -342,14 +362,20 @@ class KeyframePicker:
         limit = serves + self.config.search_frames
         if end is not None:
             limit = min(limit, max(end, serves + 1))
+        # The shot's end is known ahead unless a detector finds it, or it is the last shot of
+        # an input whose frame count is not known.
+        exact = self._frame_count is not None
         if self._cut_list is not None:
             following = bisect.bisect_right(self._cut_list, serves)
             if following < len(self._cut_list):
                 limit = min(limit, self._cut_list[following])
+                exact = True
         if self._frame_count is not None:
             limit = min(limit, max(self._frame_count, serves + 1))
+        exact = exact and self._detector is None
         bucket = max(1, -(-(limit - serves) // self.config.buckets))
-        search = _Search(serves, reason, limit, bucket, 0.5 if reason == SHOT_START else 0.0)
+        search = _Search(serves, reason, limit, exact, bucket,
+                         0.5 if reason == SHOT_START else 0.0, self.config.position_preference)
         self._searches.append(search)
         self._shot_searches.append(search)
 
@@ -399,12 +425,11 @@ class KeyframePicker:
         self._searches = still_open
 
     def _decide(self, search: _Search) -> None:
-        chosen = search.choose(self.config.position_preference)
-        descriptor = describe(chosen.thumbnail)
+        chosen = search.choose()
         if search.reason == SHOT_START and self.config.group_shots:
-            group, new = self._grouper.assign(descriptor)
+            group, new = self._grouper.assign(describe(chosen.thumbnail))
         else:
-            group, new = self._grouper.new_group(descriptor), True
+            group, new = self._grouper.new_group(), True
         self._search_group[search.serves] = group
         if new:
             problems = tuple(chosen.measures.problems(self.config.quality))

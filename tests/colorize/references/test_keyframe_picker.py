@@ -100,6 +100,17 @@ def test_report_suggestions_add_low_score_keyframes_of_their_own() -> None:
     assert len(pick.stills) == len({k.group for k in pick.keyframes}) == 5
 
 
+def test_a_returning_shot_joins_its_set_ups_group_not_a_low_score_keyframes() -> None:
+    clip = film()
+    # A low-score keyframe inside shot 0 (set-up A) is decided before shot 0's own search ends.
+    pick = pick_keyframes(enumerate(clip.frames), clip.cuts, suggestions=[Suggestion(12, end=16)],
+                          frame_count=len(clip.frames))
+    by_frame = {k.serves: k for k in pick.keyframes}
+    assert by_frame[12].reason == LOW_SCORE
+    assert by_frame[54].group == by_frame[0].group != by_frame[12].group
+    assert by_frame[54].still_serves == 0
+
+
 def test_without_shots_frame_0_and_the_suggestions() -> None:
     clip = film()
     pick = pick_keyframes(enumerate(clip.frames), None, suggestions=[Suggestion(40, end=45)])
@@ -140,16 +151,19 @@ def test_descriptors_tell_set_ups_apart_and_forgive_a_pan_and_exposure() -> None
     assert similarity(a, describe(luma_thumbnail(dark))) < DEFAULT_GROUP_THRESHOLD
 
 
-def test_memory_holds_a_few_frames_not_the_shot() -> None:
+@pytest.mark.parametrize("frame_count", [None, 200])
+def test_memory_holds_a_few_frames_not_the_shot(frame_count: int | None) -> None:
     config = PickConfig(sample_every=1, buckets=4)
-    picker = KeyframePicker(config, cuts=[])
+    picker = KeyframePicker(config, cuts=[], frame_count=frame_count)
     alive = []
     for index, frame in enumerate(shot_frames(6, 200)):
         picker.feed(index, frame)
         alive.append(weakref.ref(frame))
         del frame
     held = sum(ref() is not None for ref in alive)
-    assert held <= config.buckets + config.quality.fade_span + 1
+    # The end known ahead: the best candidate alone; else the best of each bucket.
+    candidates = 1 if frame_count else config.buckets
+    assert held <= candidates + config.quality.fade_span + 1
     picker.finish()
 
 
