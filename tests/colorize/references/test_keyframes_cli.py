@@ -295,3 +295,17 @@ def test_the_colour_files_it_asks_for_are_what_colorize_ref_dir_reads(clip: Path
         start, last = keyframe["shot_start"], keyframe["shot_end"] - 1
         assert f"frames {start}-{last}, reference {out / keyframe['colour']} (frame {start})" \
             in plan
+
+
+def test_a_shot_with_nothing_good_in_its_search_says_so(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "refs"
+    # Shot 0 fades up from black over 8 frames: its first 4 hold nothing but a fade.
+    invoke(["keyframes", clip, "-o", out, "--shots", clip.parent / "cuts.txt",
+            "--search-frames", "4", "--sample-every", "1", "-q"])
+    data = json.loads((out / "keyframes.json").read_text())
+    first, second = data["keyframes"][:2]
+    assert first["source_frame"] < 4 and first["problems"]
+    assert set(first["problems"]) <= {"near-black", "flat", "fading"}
+    assert 20 <= second["source_frame"] < 24 and second["problems"] == []
+    assert data["settings"]["search_frames"] == 4 and data["settings"]["sample_every"] == 1
+    assert "best picture found is" in (out / "review.html").read_text()
