@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import os
 import shlex
 from pathlib import Path
@@ -27,8 +28,11 @@ __all__ = ["REVIEW_HTML", "REVIEW_PNG", "pick_options", "regenerate_command", "w
 
 REVIEW_HTML = "review.html"
 REVIEW_PNG = "review.png"
-#: Longest side of a picture on the contact sheet, and the sheet's columns of pairs.
+#: Longest side of a picture on the contact sheet (smaller beyond SMALL_FROM keyframes), and
+#: the fewest columns of pairs; a long film gets more columns so the sheet stays near square.
 SHEET_SIDE = 160
+SMALL_SHEET_SIDE = 96
+SMALL_FROM = 60
 SHEET_COLUMNS = 3
 _CAPTION_HEIGHT = 30
 _GAP = 8
@@ -161,10 +165,12 @@ def _contact_sheet(folder: Path, data: dict[str, Any]) -> bytes:
 
     keyframes = data["keyframes"]
     width, height = data["frame_size"]
-    scale = SHEET_SIDE / max(width, height, 1)
+    side = SHEET_SIDE if len(keyframes) < SMALL_FROM else SMALL_SHEET_SIDE
+    scale = side / max(width, height, 1)
     cell_w, cell_h = max(1, round(width * scale)), max(1, round(height * scale))
     pair_w, pair_h = 2 * cell_w + _GAP, cell_h + _CAPTION_HEIGHT
-    columns = max(1, min(SHEET_COLUMNS, len(keyframes)))
+    columns = max(1, min(max(SHEET_COLUMNS, round(math.sqrt(len(keyframes) / 2))),
+                         len(keyframes)))
     rows = max(1, -(-len(keyframes) // columns))
     sheet = Image.new("RGB", (columns * (pair_w + _GAP) + _GAP, rows * (pair_h + _GAP) + _GAP),
                       (40, 40, 40))
@@ -174,7 +180,7 @@ def _contact_sheet(folder: Path, data: dict[str, Any]) -> bytes:
         top = _GAP + (position // columns) * (pair_h + _GAP)
         for slot, name in enumerate((keyframe["gray"], keyframe["colour"])):
             x = left + slot * (cell_w + _GAP)
-            picture = _thumbnail(folder / name, SHEET_SIDE)
+            picture = _thumbnail(folder / name, side)
             if picture is None:
                 draw.rectangle((x, top, x + cell_w - 1, top + cell_h - 1), outline=(200, 90, 90))
                 draw.text((x + 4, top + 4), "no colour yet" if slot else "no still",
