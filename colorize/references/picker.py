@@ -223,7 +223,6 @@ class _Search:
     preference: float
     buckets: dict[int, _Candidate] = field(default_factory=dict)
     last_seen: int = -1
-    chosen: _Candidate | None = None
 
     def wants(self, index: int, sample_every: int) -> bool:
         return self.serves <= index < self.limit and (index - self.serves) % sample_every == 0
@@ -255,8 +254,7 @@ class _Search:
             if rank > best_rank:
                 best, best_rank = candidate, rank
         assert best is not None  # a search always measures its first frame
-        self.buckets.clear()
-        self.chosen = best
+        self.buckets.clear()  # the other frames are not needed any more
         return best
 
 
@@ -437,7 +435,6 @@ class KeyframePicker:
             if self._on_still is not None:
                 self._on_still(Still(group, search.serves, chosen.index, chosen.quality,
                                      chosen.measures, chosen.rgb))
-        search.chosen = None  # the frame is not needed any more: only the group's still is
 
     def _close_shot(self, end: int) -> None:
         """The shot ends before frame ``end``: measure what waits, decide, record keyframes.
