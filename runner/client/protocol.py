@@ -38,6 +38,16 @@ log = logging.getLogger(__name__)
 WatchSteps = Generator["Action | Event", Any, None]
 
 
+# After history says a prompt is done: how long to wait for its final frame on a working socket,
+# and how long when nothing of the run has come yet (the watch began after the run ended).
+DRAIN_SECONDS = 0.5
+QUIET_SECONDS = 0.05
+
+
+def _socket_up_after(note: ConnectionNote, up: bool) -> bool:
+    return {"lost": False, "unavailable": False, "reconnected": True}.get(note.state, up)
+
+
 class CancelRequested(Exception):
     """:meth:`ComfyProtocol.request_cancel` was called: the wait stops at a known point of its loop."""
 
@@ -164,8 +174,10 @@ class ComfyProtocol(ServerCalls):
         tracker = RunTracker(prompt_id, workflow or self.graphs.get(prompt_id) or {}, self.output_classes)
         started_wall = time.time()
         backlog = self.backlog.pop(prompt_id, deque())
+        socket_up = self.use_websocket  # as far as the notes so far tell
         for note in self.notes:
             note.prompt_id = prompt_id
+            socket_up = _socket_up_after(note, socket_up)
             yield note
         self.notes.clear()
         for message in backlog:
@@ -185,6 +197,10 @@ class ComfyProtocol(ServerCalls):
                 tracker.poll_now = False
                 entry = yield from self.history(prompt_id, deadline=deadline)
                 if entry is not None:
+                    if socket_up and not tracker.ended:
+                        # History is written before the run's last frames are sent, and frames may
+                        # still wait unread on our socket (progress, images that exist only there).
+                        yield from self._drain(tracker, deadline)
                     state, message, error = outcome_from_history(entry, tracker.titles)
                     yield self.finish(tracker, state, message, entry, started_wall, error)
                     return
@@ -210,11 +226,33 @@ class ComfyProtocol(ServerCalls):
             message, note = yield Receive(wait, prompt_id)
             if note is not None:
                 note.prompt_id = prompt_id
+                socket_up = _socket_up_after(note, socket_up)
                 yield note
                 if note.state == "lost":
                     next_poll = time.monotonic()  # events may have been lost: look at history now
             if message is not None:
                 yield from tracker.feed(message)
+
+    def _drain(self, tracker: RunTracker, deadline: Deadline) -> WatchSteps:
+        """Read our socket until the run's final frame (or :data:`DRAIN_SECONDS`), after history
+        said the prompt is done. A watch that has seen nothing of the run (it started after the
+        run ended) stops at the first quiet :data:`QUIET_SECONDS`."""
+        until = time.monotonic() + DRAIN_SECONDS
+        while not tracker.ended:
+            seen = tracker.started or tracker.done is not None or tracker.current_node is not None
+            wait = deadline.cap(min(until - time.monotonic(), DRAIN_SECONDS if seen else QUIET_SECONDS))
+            if wait <= 0:
+                return
+            message, note = yield Receive(wait, tracker.prompt_id)
+            if note is not None:
+                note.prompt_id = tracker.prompt_id
+                yield note
+                if not _socket_up_after(note, True):
+                    return
+            if message is not None:
+                yield from tracker.feed(message)
+            elif not seen:
+                return
 
     def route(self, frame: Any, watched: Container[str]) -> tuple[dict[str, Any] | None, str | None]:
         """A websocket frame parsed, and the prompt it names (None: it names none, e.g. a preview).

@@ -30,6 +30,7 @@ class RunTracker:
         self.titles = {nid: (node.get("_meta") or {}).get("title") or node.get("class_type")
                        for nid, node in workflow.items() if isinstance(node, dict)}
         self.done: str | None = None  # the completion signal seen on the socket, if any
+        self.ended = False  # the final ``executing{node: null}`` came: no more frames of this run
         self.poll_now = False  # a completion signal arrived: read history at once
         self.current_node: str | None = None
         self.started = False
@@ -52,6 +53,7 @@ class RunTracker:
             if node is None:
                 if data.get("prompt_id") == pid:
                     self.done = self.done or "executing_null"
+                    self.ended = True
                     self.poll_now = True
                 return []
             if data.get("prompt_id") is None and not self.started:
