@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +114,7 @@ def test_a_worker_killed_mid_queue_and_restarted_runs_each_job_once(tmp_path, co
             return (states.count("done") >= 1 and len(running) == 1
                     and running[0]["prompt_id"] in comfy_server.posted_prompt_ids())
         assert comfy_server.wait_until(mid_queue, timeout=60), first.stderr.read() if first.poll() else ""
-        first.send_signal(signal.SIGKILL)       # dies with a prompt on the server and jobs waiting
+        first.kill()       # SIGKILL (TerminateProcess on Windows): a prompt on the server, jobs waiting
         first.wait(timeout=10)
     finally:
         if first.poll() is None:
