@@ -31,7 +31,8 @@ class AsyncHttp:
         headers = {"User-Agent": USER_AGENT}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx2.AsyncClient(headers=headers, trust_env=False,
+        # Proxy and certificate settings come from the environment, as for the blocking client.
+        self._client = httpx2.AsyncClient(headers=headers,
                                           limits=httpx2.Limits(max_connections=max_connections,
                                                                max_keepalive_connections=max_connections))
 
