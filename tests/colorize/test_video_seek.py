@@ -344,3 +344,22 @@ def test_an_mp4_header_that_disagrees_with_its_packets_is_not_trusted(tmp_path, 
     monkeypatch.setattr(mp4_header, "composition_offsets",
                         lambda *args: [offset + 1 for offset in real(*args)])
     assert seek.scan_frame_index(path, 0) == want      # read from the packets instead
+
+
+def test_a_fragmented_mp4_is_indexed_from_its_packets(tmp_path):
+    from colorize.video.mp4_header import composition_offsets
+
+    plain = write_clip(tmp_path, CLIPS[0])
+    fragmented = tmp_path / "fragmented.mp4"
+    with av.open(str(plain)) as source, av.open(str(fragmented), "w", options={
+            "movflags": "frag_keyframe+empty_moov"}) as target:
+        stream = target.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(video=0):
+            if packet.size:
+                packet.stream = stream
+                target.mux(packet)
+    with av.open(str(fragmented)) as container:
+        video = container.streams.video[0]
+        assert composition_offsets(fragmented, video.id, 40) is None
+    index = seek.scan_frame_index(fragmented, 0)
+    assert index == full_scan(fragmented) and index.frame_count == 40
