@@ -363,3 +363,35 @@ def test_a_fragmented_mp4_is_indexed_from_its_packets(tmp_path):
         assert composition_offsets(fragmented, video.id, 40) is None
     index = seek.scan_frame_index(fragmented, 0)
     assert index == full_scan(fragmented) and index.frame_count == 40
+
+
+def test_the_cuts_task_of_shots_auto_indexes_the_frames_it_decodes(tmp_path):
+    """--shots auto decodes the film anyway: its frames give the index, equal to a scan's."""
+    pytest.importorskip("scenedetect")
+    from PIL import Image
+
+    from colorize.batch import tasks
+    from colorize.batch.plan import build_plan
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / "film.mkv"       # no frame count in the header: the frames are decoded
+    x = np.arange(64)[None, :, None]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24, options={"x264-params": X264.format(gop=8)})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(40):
+            level = (x * 3 + index * 2) % 200 if index < 20 else 255 - (x * 3 + index * 2) % 200
+            rgb = np.broadcast_to(level, (48, 64, 3)).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame.reformat(format="yuv420p")))
+        container.mux(stream.encode(None))
+    Image.new("RGB", (64, 48), (200, 90, 30)).save(folder / "film.png")
+    [job] = build_plan(folder, tmp_path / "out", {"shots": "auto"}).jobs
+    index_path = tmp_path / "frame-index.json"
+    result = tasks.execute_task(tasks.WorkerContext(tasks.WorkerSettings(weights="unused")),
+                                tasks.Task("0:cuts", "cuts", job, frame_index=str(index_path)))
+    assert result.ok, result.error
+    assert result.cuts == [20] and result.frame_count == 40
+    assert FrameIndex.load(index_path) == full_scan(path)
