@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from colorize.errors import ColorizeError, ReferenceUnreadableError
+from colorize.errors import ColorizeError, OutputWriteError, ReferenceUnreadableError
 from colorize.footage.report import reference_file_name
 from colorize.references.store import KEYFRAMES_FILE, atomic_write
 from runner.batch import BatchBackend, BatchOptions, ClientBackend, JobOutcome, JobRecord, run_batch
@@ -252,7 +252,11 @@ def generate_references(
         lock = threading.Lock()
         failures: list[ColorizeError] = []
 
-        with tempfile.TemporaryDirectory(prefix=".generate-", dir=folder) as scratch:
+        try:  # downloads land here first; hidden, so --ref-dir never reads them
+            scratch_folder = tempfile.TemporaryDirectory(prefix=".generate-", dir=folder)
+        except OSError as error:
+            raise OutputWriteError(f"cannot write to {folder}: {error.strerror or error}") from None
+        with scratch_folder as scratch:
             def finished(record: JobRecord) -> None:
                 job = by_line[record.line]
                 try:
