@@ -20,13 +20,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from colorize.errors import OutputWriteError
 from colorize.video.sink import VideoFileSink
-from colorize.video.source import (
-    FrameMeta,
-    Source,
-    VideoFileSource,
-    discard_others,
-    packet_seconds,
-)
+from colorize.video.seek import discard_others
+from colorize.video.source import FrameMeta, Source, VideoFileSource, packet_seconds
 from colorize.video.target import OutputTarget
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,9 +97,7 @@ class FrameIndex:
         return cls(tuple(int(p) for p in data["pts"]), tuple(int(f) for f in data["seek_points"]))
 
     def save(self, path: Path) -> None:
-        from colorize.footage.checkpoint import write_atomically
-
-        write_atomically(path, json.dumps(self.as_json(), separators=(",", ":")).encode())
+        _write_json(path, self.as_json())
 
     @classmethod
     def load(cls, path: Path) -> "FrameIndex":
@@ -113,9 +112,19 @@ class FrameIndex:
 def save_not_seekable(path: Path, reason: str) -> None:
     """Record at ``path``, where an index would go, why a file has none: the readers then
     decode from the start without scanning the file again each."""
-    from colorize.footage.checkpoint import write_atomically
+    _write_json(path, {"not_seekable": reason})
 
-    write_atomically(path, json.dumps({"not_seekable": reason}).encode())
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Written under a temporary name and renamed: a reader never sees half an index (one
+    that is lost can be made again, so no fsync)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def index_from_packets(packets: list[tuple[int | None, bool]]) -> FrameIndex:
@@ -180,13 +189,26 @@ MP4_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
 HEADER_CHECK_PACKETS = 120
 
 
-def _packets(container: Any, stream: Any) -> list[tuple[int | None, bool]]:
-    """(pts, is_keyframe) of ``stream``'s frame packets in decode order; the other streams'
-    packets are skipped by the demuxer."""
-    from colorize.video.source import discard_others
+def discard_others(container: Any, wanted: list[Any]) -> None:
+    """Tell the demuxer to skip the packets of every stream but ``wanted``: where the file
+    allows (MP4, MOV) their bytes are then not even read."""
+    import av
 
+    keep = {stream.index for stream in wanted}
+    for stream in container.streams:
+        if stream.index not in keep:
+            stream.discard = av.stream.Discard.all
+
+
+def _demuxed(container: Any, stream: Any) -> Iterator[Any]:
+    """``stream``'s packets in decode order, the other streams' skipped by the demuxer."""
     discard_others(container, [stream])
-    return [(packet.pts, bool(packet.is_keyframe)) for packet in container.demux(stream)
+    yield from container.demux(stream)
+
+
+def _packets(container: Any, stream: Any) -> list[tuple[int | None, bool]]:
+    """(pts, is_keyframe) of ``stream``'s frame packets in decode order."""
+    return [(packet.pts, bool(packet.is_keyframe)) for packet in _demuxed(container, stream)
             if packet.size and not packet.is_discard]
 
 
@@ -211,13 +233,6 @@ def _packets_from_the_header(path: Path, container: Any,
                          range(HEADER_CHECK_PACKETS)):
         read.append((packet.pts, bool(packet.is_keyframe)))
     return packets if read == packets[:len(read)] else None
-
-
-def _demuxed(container: Any, stream: Any) -> Iterator[Any]:
-    from colorize.video.source import discard_others
-
-    discard_others(container, [stream])
-    yield from container.demux(stream)
 
 
 class AnchorTracker:

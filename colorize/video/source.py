@@ -32,7 +32,13 @@ from colorize.errors import (
     UnsupportedInputError,
 )
 from colorize.video import images
-from colorize.video.seek import FrameIndex, NotSeekableError, SeekAnchor, scan_frame_index
+from colorize.video.seek import (
+    MP4_FORMAT,
+    FrameIndex,
+    NotSeekableError,
+    SeekAnchor,
+    scan_frame_index,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; av is imported lazily
     import av
@@ -54,7 +60,7 @@ _HD_MIN_HEIGHT = 720
 _SEEK_MARGINS = (0, 1, 4, 16)
 
 # FFmpeg's name for the demuxer that reads MP4/MOV: the only one whose frame index is exact.
-_INDEXED_FORMAT = "mov,mp4,m4a,3gp,3g2,mj2"
+_INDEXED_FORMAT = MP4_FORMAT
 
 
 @dataclass(frozen=True)
@@ -575,18 +581,6 @@ def _to_rgb(frame: "av.VideoFrame") -> np.ndarray:
     if frame.colorspace == _UNSPECIFIED and frame.height >= _HD_MIN_HEIGHT:
         return frame.to_ndarray(format="rgb24", src_colorspace="ITU709")
     return frame.to_ndarray(format="rgb24")
-
-
-def discard_others(container: "av.container.InputContainer",
-                   wanted: list["av.stream.Stream"]) -> None:
-    """Tell the demuxer to skip the packets of every stream but ``wanted``: where the file
-    allows (MP4, MOV) their bytes are then not even read."""
-    import av
-
-    keep = {stream.index for stream in wanted}
-    for stream in container.streams:
-        if stream.index not in keep:
-            stream.discard = av.stream.Discard.all
 
 
 def packet_seconds(packet: "av.Packet") -> float:
