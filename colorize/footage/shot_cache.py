@@ -25,7 +25,8 @@ A shot's fingerprint is a SHA-256 over
 So new weights, another precision or crf change every fingerprint and every shot is redone;
 replacing one reference changes exactly the shots it applies to. Frames are fingerprinted by
 decoding them (without the model); the shots that need colorizing are then decoded a second
-time, in one pass that skips the others.
+time, each reached by an exact seek (from the keyframe before it), so the unchanged ones are not
+decoded again.
 
 The folder holds, per shot, ``shot-<fingerprint>.mp4`` (``.mkv`` for PNG-frame output) with the
 part's own sidecar, and ``shot-<fingerprint>.json``: what the fingerprint covered and the
@@ -285,27 +286,31 @@ def plan_shots(source: "Source", target: "OutputTarget", footage: "FootageSetup"
 
 # -- colorizing and joining ------------------------------------------------------------------
 
-class _FramesInOrder:
-    """One pass over a source: each shot takes its frames; those before it are skipped
-    (decoded, not colorized)."""
+class _ShotFrames:
+    """The frames of one shot after another from one open source: a shot that starts where
+    the previous one ended continues the decode, any other is reached by an exact seek
+    (:meth:`~colorize.video.source.Source.frames_from`: from the keyframe before it)."""
 
     def __init__(self, source: "Source") -> None:
         self._source = source
-        self._frames = source.frames()
+        self._frames: Iterator["Frame"] = iter(())
         self._held: "Frame | None" = None
+        self._next = -1                    # the frame the current decode gives next
 
     def take(self, shot: Shot) -> Iterator["Frame"]:
+        if self._next != shot.start:
+            self._frames, self._held = self._source.frames_from(shot.start), None
         while True:
             frame = self._held if self._held is not None else next(self._frames, None)
             self._held = None
             if frame is None:
+                self._next = -1
                 return
             self._source.pending_packets(None)   # audio comes from the input at the join
-            if frame.meta.index < shot.start:
-                continue
             if frame.meta.index >= shot.end:
-                self._held = frame
+                self._held, self._next = frame, frame.meta.index
                 return
+            self._next = frame.meta.index + 1
             yield frame
 
 
@@ -325,7 +330,7 @@ def colorize_shots(plan: ShotPlan, covers: Mapping[str, dict[str, JSON]],
     cache.folder.mkdir(parents=True, exist_ok=True)
     with reopen() as source:
         info = source.info
-        frames = _FramesInOrder(source)
+        frames = _ShotFrames(source)
         for work in todo:
             shot = work.shot
             size = info.upright_size

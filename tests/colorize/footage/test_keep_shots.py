@@ -174,7 +174,14 @@ def test_changed_frames_redo_only_their_shot(fake_film, fake_colorizer, tmp_path
     fake_colorizer.seen_frames.clear()
     result = invoke(args)
     assert summary(result.stderr) == "shots: 1 colorized, 3 reused"
+    # The colorizer got exactly shot 2's frames (reached by a seek), as a decode from the start.
+    from colorize.video.source import open_source
+
+    with open_source(clip) as source:
+        decoded = [frame.rgb for frame in source.frames()]
     assert len(fake_colorizer.seen_frames) == SHOT
+    for got, want in zip(fake_colorizer.seen_frames, decoded[2 * SHOT:3 * SHOT]):
+        assert np.array_equal(got, want)
     assert len(read_video(output).frames) == FRAMES
 
 
