@@ -193,6 +193,8 @@ class AsyncComfyClient(ClientBase):
         except asyncio.CancelledError:
             await self._cancel_behind(own_id, after=posting)
             raise
+        except CancelRequested:  # asked before the POST, or between its retries: cancel what got queued
+            return self.protocol.cancelled(own_id, await self.cancel(own_id)).result
         await _deliver(on_event, Queued(prompt_id=submitted.prompt_id, number=submitted.number,
                                         node_errors=submitted.node_errors))
         return await self.wait(submitted.prompt_id, timeout=deadline.remaining(), on_event=on_event, workflow=workflow)

@@ -161,7 +161,11 @@ class ComfyClient(ClientBase):
             on_event: Callable[[Event], None] | None = None, prompt_id: str | None = None) -> RunResult:
         """Submit and wait. Validation errors raise :class:`PromptValidationError`."""
         deadline = Deadline(timeout)
-        submitted = self.submit(workflow, prompt_id=prompt_id, deadline=deadline)
+        own_id = prompt_id or self.protocol.new_prompt_id()
+        try:
+            submitted = self.submit(workflow, prompt_id=own_id, deadline=deadline)
+        except CancelRequested:  # asked before the POST, or between its retries: cancel what got queued
+            return self.protocol.cancelled(own_id, self.cancel(own_id)).result
         if on_event is not None:
             on_event(Queued(prompt_id=submitted.prompt_id, number=submitted.number, node_errors=submitted.node_errors))
         return self.wait(submitted.prompt_id, timeout=deadline.remaining(), on_event=on_event, workflow=workflow)

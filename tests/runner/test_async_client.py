@@ -346,3 +346,21 @@ def test_a_download_cut_off_mid_body_is_fetched_again(comfy_server: FakeComfySer
     assert saved.read_bytes() == comfy_server.files[("output", "demo", "invert_00001_.png")]
     assert [m for m, p, _ in comfy_server.requests if p == "/view"] == ["GET", "GET"]  # the cut one, then whole
     assert sorted(p.name for p in out.iterdir()) == sorted([saved.name, "manifest.json"])  # no .part left
+
+
+@pytest.mark.parametrize("blocking", [True, False], ids=["ComfyClient", "AsyncComfyClient"])
+def test_a_cancel_asked_before_the_post_queues_nothing(comfy_server: FakeComfyServer, blocking: bool) -> None:
+    from runner import ComfyClient
+
+    if blocking:
+        with ComfyClient(comfy_server.url, poll_interval=0.05, retry=FAST) as client:
+            client.request_cancel()
+            result = client.run(workflow(), timeout=10)
+    else:
+        async def body(client: AsyncComfyClient) -> Any:
+            client.request_cancel()
+            return await client.run(workflow(), timeout=10)
+
+        result = with_client(comfy_server, body)
+    assert result.state is FinishState.CANCELLED
+    assert comfy_server.posted_prompt_ids() == [] and comfy_server.executed_prompts == []
