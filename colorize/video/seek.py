@@ -3,7 +3,8 @@ the start of the file.
 
 A frame's number is its position in presentation order, counted from the first decoded frame
 (what :meth:`~colorize.video.source.Source.frames` gives). :func:`scan_frame_index` reads the
-video packets once, without decoding them: their presentation timestamps, sorted, are the
+video packets' timestamps without decoding anything (an MP4's from its header,
+:mod:`colorize.video.mp4_header`; other files' by reading the packets once): sorted, they are the
 frames in order, so frame *n* is the packet with the *n*-th smallest pts; a keyframe packet is
 a *seek point* when every packet decoded before it is shown before it (so decoding from it
 reaches every later frame, with B-frames, open GOPs and variable frame rates alike).
@@ -25,6 +26,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from colorize.video.mp4_header import composition_offsets
 
 #: The longest stretch an anchor keeps (frames from its keyframe): past this a GOP is too long
 #: to be worth remembering, and a resume decodes from the start instead.
@@ -217,8 +220,6 @@ def _packets_from_the_header(path: Path, container: Any,
     """The packets' (pts, is_keyframe) from an MP4 header: decode time plus composition offset
     per sample; None unless the header is the plain case and its first packets agree with what
     the demuxer reads."""
-    from colorize.video.mp4_header import composition_offsets
-
     entries = list(stream.index_entries)
     if not entries or len(entries) != int(stream.frames or 0) or \
             any(entry.is_discard for entry in entries):

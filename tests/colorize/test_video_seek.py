@@ -340,10 +340,13 @@ def test_an_mp4_header_that_disagrees_with_its_packets_is_not_trusted(tmp_path, 
 
     path = write_clip(tmp_path, CLIPS[0])
     want = full_scan(path)
-    real = mp4_header.composition_offsets
-    monkeypatch.setattr(mp4_header, "composition_offsets",
+    real, read = mp4_header.composition_offsets, seek._packets
+    reads = []
+    monkeypatch.setattr(seek, "composition_offsets",
                         lambda *args: [offset + 1 for offset in real(*args)])
-    assert seek.scan_frame_index(path, 0) == want      # read from the packets instead
+    monkeypatch.setattr(seek, "_packets", lambda *args: reads.append(1) or read(*args))
+    assert seek.scan_frame_index(path, 0) == want
+    assert reads == [1]                                 # read from the packets instead
 
 
 def test_a_fragmented_mp4_is_indexed_from_its_packets(tmp_path):
