@@ -1,6 +1,6 @@
 """``AsyncComfyClient``: the asyncio client, the protocol core run over httpx2 and the websockets asyncio client.
 
-Same methods and guarantees as :class:`runner.ComfyClient` (its docstring lists them), as
+Same methods and guarantees as :class:`runner.ComfyClient` (listed in :mod:`runner.client`), as
 coroutines, and ``watch`` is an async iterator of the same events. No thread is started: many runs
 can be awaited at once on one event loop and share one HTTP pool and one websocket. Cancelling the
 task that awaits :meth:`AsyncComfyClient.wait` or :meth:`AsyncComfyClient.run` (``task.cancel()``,
