@@ -13,109 +13,32 @@ was installed before.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "colorize"))
-sys.path.insert(0, str(TESTS / "colorize" / "comfyui"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-COMFYUI_DIR = os.environ.get("COMFYUI_DIR")
-COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON")
-
-pytestmark = pytest.mark.skipif(
-    not (COMFYUI_DIR and COMFYUI_PYTHON),
-    reason="needs a ComfyUI checkout: set COMFYUI_DIR and COMFYUI_PYTHON (a Python that runs it with colorize installed)",
+from comfyui_server import (  # noqa: E402
+    CHECKPOINT,
+    RUN_TIMEOUT_S,
+    comfy_run,
+    get_json,
+    needs_comfyui,
+    start_server,
 )
 
-CHECKPOINT = "colorize-integration-synthetic.safetensors"
-START_TIMEOUT_S = 300
-RUN_TIMEOUT_S = 900
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=30) as reply:
-        return json.loads(reply.read() or b"null")
-
-
-def post_json(url: str, body: dict):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        data = reply.read()
-        return json.loads(data) if data else None
+pytestmark = needs_comfyui
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A ComfyUI server with the pack installed and the synthetic checkpoint; yields its URL."""
-    from colorize.comfyui import installer
-
-    comfyui = Path(COMFYUI_DIR).resolve()
-    root = tmp_path_factory.mktemp("comfyui-run")
-    loader = installer.loader_path(comfyui)
-    installed_before = loader.exists()
-    result = subprocess.run([sys.executable, "-m", "colorize", "comfyui", "install", str(comfyui),
-                             "--python", COMFYUI_PYTHON], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-    models = root / "models"
-    (models / "colormnet").mkdir(parents=True)
-    weights = models / "colormnet" / CHECKPOINT
-    subprocess.run([sys.executable, str(TESTS / "fixtures" / "make_test_weights.py"), "--spec",
-                    str(TESTS.parent / "colorize" / "model" / "checkpoint_spec.json"), "--out", str(weights)],
-                   check=True, capture_output=True)
-    extra = root / "extra_model_paths.yaml"
-    extra.write_text(f"colorize_integration:\n    base_path: {models}\n    colormnet: colormnet\n")
-    folders = {name: root / name for name in ("input", "output", "temp", "user")}
-    for folder in folders.values():
-        folder.mkdir()
-    port = free_port()
-    log = (root / "server.log").open("w")
-    process = subprocess.Popen(
-        [COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-         "--disable-auto-launch", "--extra-model-paths-config", str(extra),
-         "--input-directory", str(folders["input"]), "--output-directory", str(folders["output"]),
-         "--temp-directory", str(folders["temp"]), "--user-directory", str(folders["user"]),
-         "--database-url", f"sqlite:///{root / 'comfyui.db'}"],
-        cwd=comfyui, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"ComfyUI exited with {process.returncode}: {(root / 'server.log').read_text()[-3000:]}")
-            try:
-                get_json(url + "/system_stats")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("ComfyUI did not answer within the start timeout")
-                time.sleep(1)
-        yield {"url": url, "root": root, "weights": weights, "log": root / "server.log"}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        if not installed_before and loader.exists():
-            installer.uninstall(comfyui)
+    yield from start_server(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -132,15 +55,11 @@ def clip(tmp_path_factory):
     return {"short": short, "long": long, "reference": folder / "ref.png", "folder": folder}
 
 
-def comfy_run(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "runner.cli", "run", *args, "--server", url]
-
-
 def test_pack_is_loaded_with_the_checkpoint(server):
     info = get_json(server["url"] + "/object_info/ColorizeLoadColorMNet")["ColorizeLoadColorMNet"]
     assert info["category"] == "colorize"
     assert CHECKPOINT in info["input"]["required"]["checkpoint"][1]["options"]
-    assert get_json(server["url"] + "/object_info/ColorizeVideo")["ColorizeVideo"]["output"] == ["VIDEO"]
+    assert get_json(server["url"] + "/object_info/ColorizeVideo")["ColorizeVideo"]["output"] == ["VIDEO", "STRING", "IMAGE"]
 
 
 def test_colorize_video_through_comfy_run_equals_the_cli(server, clip, tmp_path):
