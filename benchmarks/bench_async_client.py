@@ -39,15 +39,6 @@ sys.path.insert(0, str(ROOT))
 from runner import AsyncComfyClient, ComfyClient  # noqa: E402
 
 WORKFLOW = json.loads((ROOT / "tests" / "runner" / "data" / "01_empty_invert_save.api.json").read_text())
-SERVE = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from fake_server import FakeComfyServer
-server = FakeComfyServer().start()
-print(server.url, flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 def workflow(index: int) -> dict[str, Any]:
@@ -146,8 +137,8 @@ async def in_flight_async(url: str, total: int, in_flight: int, offset: int) -> 
 
 
 def on_fresh_server(measure: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    server = subprocess.Popen([sys.executable, "-c", SERVE, str(ROOT / "tests" / "runner")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "runner" / "fake_server.py")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         return measure(server.stdout.readline().strip())
     finally:

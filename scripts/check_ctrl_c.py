@@ -15,33 +15,21 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "runner"))
 
 from fake_server import FakeComfyServer, FakeConfig  # noqa: E402
-from test_ctrl_c import CASES, POST_HOLD, CliRun, assert_cancelled  # noqa: E402
+from test_ctrl_c import CASES, assert_cancelled, interrupt_at  # noqa: E402
 
 
 def one_run(moment: str, folder: Path) -> float:
     """One Ctrl-C check on a fresh server; returns seconds from SIGINT to exit."""
-    with FakeComfyServer(FakeConfig(step_delay=0.05)) as server:
-        if moment == "during the POST":
-            server.add_fault("/prompt", "delay", method="POST", delay=POST_HOLD)
-        if moment == "while pending in the queue":
-            server.set_paused(True)
-        run = CliRun(server, folder)
-        ready = CASES[moment]
-        if not server.wait_until(lambda: ready(server), timeout=60):
-            raise AssertionError(f"the run never reached {moment!r}")
-        started = time.monotonic()
-        code = run.interrupt_and_wait(timeout=60)
-        elapsed = time.monotonic() - started
-        server.set_paused(False)
+    with FakeComfyServer(FakeConfig()) as server:
+        code, run = interrupt_at(server, moment, folder, timeout=60)
         assert_cancelled(server, code, run)
-        return elapsed
+        return run.seconds_to_exit
 
 
 def main() -> int:

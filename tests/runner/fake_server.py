@@ -1151,3 +1151,14 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | No
         if name:
             fields[name.group(1)] = (filename.group(1) if filename else None, data)
     return fields
+
+
+if __name__ == "__main__":
+    # ``python tests/runner/fake_server.py``: a server in a process of its own (so that its threads
+    # are not counted, nor share a GIL, with the client under test); prints its URL, stops when
+    # stdin closes.
+    import sys
+
+    with FakeComfyServer() as running:
+        print(running.url, flush=True)
+        sys.stdin.read()

@@ -268,15 +268,6 @@ def test_token_is_sent_and_hidden(make_comfy_server) -> None:
     assert "s3cret" not in repr(AsyncComfyClient(server.url, "s3cret"))
 
 
-SERVE = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from fake_server import FakeComfyServer
-server = FakeComfyServer().start()
-print(server.url, flush=True)
-sys.stdin.read()
-server.stop()
-"""
 
 
 def test_100_concurrent_runs_on_one_loop_start_no_thread() -> None:
@@ -284,7 +275,7 @@ def test_100_concurrent_runs_on_one_loop_start_no_thread() -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(Path(__file__).parent)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fake_server.py")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().strip()

@@ -53,9 +53,12 @@ class CliRun:
         return any(text in line for line in self.lines)
 
     def interrupt_and_wait(self, timeout: float = 20) -> int:
+        sent = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
+            self.seconds_to_exit = time.monotonic() - sent
+            return code
         finally:
             self.proc.kill()
             self._reader.join(timeout=5)
@@ -107,18 +110,24 @@ def assert_cancelled(server: FakeComfyServer, returncode: int, run: CliRun) -> N
     assert entry is None or entry["status"]["messages"][-1][0] == "execution_interrupted", entry["status"]
 
 
+def interrupt_at(server: FakeComfyServer, moment: str, folder: Path, timeout: float = 20) -> tuple[int, CliRun]:
+    """Start comfy-run, send SIGINT at ``moment`` (a key of CASES); returns its exit code and the run."""
+    server.config.step_delay = 0.05
+    if moment == "during the POST":
+        server.add_fault("/prompt", "delay", method="POST", delay=POST_HOLD)
+    if moment == "while pending in the queue":
+        server.set_paused(True)
+    run = CliRun(server, folder)
+    ready = CASES[moment]
+    assert server.wait_until(lambda: ready(server), timeout=timeout), f"the run never reached {moment!r}"
+    code = run.interrupt_and_wait(timeout=timeout)
+    server.set_paused(False)
+    return code, run
+
+
 @pytest.mark.parametrize("moment", list(CASES))
 def test_ctrl_c_at_any_moment_cancels_our_prompt(comfy_server: FakeComfyServer, tmp_path: Path, moment: str) -> None:
-    comfy_server.config.step_delay = 0.05
-    if moment == "during the POST":
-        comfy_server.add_fault("/prompt", "delay", method="POST", delay=POST_HOLD)
-    if moment == "while pending in the queue":
-        comfy_server.set_paused(True)
-    run = CliRun(comfy_server, tmp_path)
-    ready = CASES[moment]
-    assert comfy_server.wait_until(lambda: ready(comfy_server), timeout=20)
-    code = run.interrupt_and_wait()
-    comfy_server.set_paused(False)
+    code, run = interrupt_at(comfy_server, moment, tmp_path)
     assert_cancelled(comfy_server, code, run)
 
 
