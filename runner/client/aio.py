@@ -39,13 +39,10 @@ class AsyncComfyClient(ClientBase):
     ...     manifest = await client.download_outputs(result, "outputs/")
 
     One client may run many prompts at once (``asyncio.gather``), on the event loop it was first
-    used on.
+    used on. Settings: see :class:`~runner.client.base.ClientBase`.
     """
 
-    def __init__(self, server: str | None = None, token: str | None = None, *, max_connections: int = 100,
-                 **settings: Any) -> None:
-        """``settings`` as :class:`runner.ComfyClient`'s; ``max_connections`` bounds the HTTP pool."""
-        super().__init__(server, token, **settings)
+    def _open_transports(self, token: str | None, max_connections: int) -> None:
         self._http = AsyncHttp(self.server, token, max_connections=max_connections)
         self._socket = AsyncEventSocket(websocket_url(self.server, self.client_id), token, self.protocol,
                                         connect_timeout=self.protocol.connect_timeout)

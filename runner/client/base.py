@@ -9,7 +9,12 @@ from runner.client.retry import RetryPolicy
 class ClientBase:
     """Builds the :class:`ComfyProtocol` a client's transport runs, and reads its settings through.
 
-    The token, when given, is kept here for the transports and never shown in ``repr`` or logs.
+    ``server``: base URL (``host:port`` or ``http(s)://host:port/prefix``); ``token``: sent as
+    ``Authorization: Bearer``, never shown in ``repr`` or logs; ``timeout`` / ``connect_timeout``:
+    seconds for each HTTP read / connection; ``poll_interval``: seconds between ``/history`` looks;
+    ``retry``: backoff for transient failures; ``client_id``: our websocket's id (random by
+    default); ``use_websocket``: False polls history only; ``max_connections``: the HTTP pool's size.
+    A client subclass opens its transports in :meth:`_open_transports`.
     """
 
     def __init__(
@@ -23,11 +28,16 @@ class ClientBase:
         retry: RetryPolicy | None = None,
         client_id: str | None = None,
         use_websocket: bool = True,
+        max_connections: int = 100,
     ) -> None:
         self.protocol = ComfyProtocol(server, timeout=timeout, connect_timeout=connect_timeout,
                                       poll_interval=poll_interval, retry=retry, client_id=client_id,
                                       use_websocket=use_websocket)
         self._token = token
+        self._open_transports(token, max_connections)
+
+    def _open_transports(self, token: str | None, max_connections: int) -> None:
+        raise NotImplementedError
 
     @property
     def server(self) -> str:

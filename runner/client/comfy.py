@@ -21,7 +21,7 @@ from runner.events import Event, Finished, Queued
 
 
 class ComfyClient(ClientBase):
-    """Submit, watch, cancel and collect ComfyUI prompts.
+    """Submit, watch, cancel and collect ComfyUI prompts (settings: see :class:`~runner.client.base.ClientBase`).
 
     >>> with ComfyClient("http://127.0.0.1:8188") as client:          # doctest: +SKIP
     ...     result = client.run(api_workflow, timeout=600)
@@ -31,11 +31,8 @@ class ComfyClient(ClientBase):
     :meth:`request_cancel`, which any thread or a signal handler may call.
     """
 
-    def __init__(self, server: str | None = None, token: str | None = None, **settings: Any) -> None:
-        """``settings``: ``timeout``, ``connect_timeout``, ``poll_interval``, ``retry``, ``client_id``,
-        ``use_websocket`` (see :class:`~runner.client.base.ClientBase`)."""
-        super().__init__(server, token, **settings)
-        self._http = SyncHttp(self.server, token)
+    def _open_transports(self, token: str | None, max_connections: int) -> None:
+        self._http = SyncHttp(self.server, token, max_connections=max_connections)
         self._socket = EventSocket(websocket_url(self.server, self.client_id), token,
                                    connect_timeout=self.protocol.connect_timeout, retry=self.retry,
                                    enabled=self.protocol.use_websocket)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from runner.client.actions import (
     Download,
@@ -77,9 +78,12 @@ def open_uploads(action: Send) -> tuple[dict[str, Any] | None, list[BinaryIO]]:
 class SyncHttp:
     """HTTP for one base URL; the token is sent as ``Authorization: Bearer`` and never logged."""
 
-    def __init__(self, server: str, token: str | None) -> None:
+    def __init__(self, server: str, token: str | None, *, max_connections: int = 100) -> None:
         self.server = server
         self._session = requests.Session()
+        pool = HTTPAdapter(pool_connections=1, pool_maxsize=max_connections)
+        for scheme in ("http://", "https://"):
+            self._session.mount(scheme, pool)
         self._session.headers["User-Agent"] = USER_AGENT
         if token:
             self._session.headers["Authorization"] = f"Bearer {token}"
