@@ -266,3 +266,25 @@ def test_killed_shots_auto_run_resumes_by_seeking_to_the_uninterrupted_frames(cl
     assert list(got) == list(want) and len(got) == 2 * SHOT_FRAMES
     for name in want:
         assert np.array_equal(got[name], want[name]), name
+
+
+def test_killed_video_run_with_short_gops_resumes_by_seeking(clip, weights, tmp_path):
+    """Video output: the resumed run seeks to the keyframe before its position and still gives
+    the uninterrupted run's frames and times (crf 0)."""
+    video = two_shot_clip(tmp_path / "gops.mp4")
+    inputs = (video, clip[1])
+    expected = tmp_path / "expected.mp4"
+    done = run(command(inputs, weights, expected, "--crf", "0", "--checkpoint-every", "0"))
+    assert done.returncode == 0, done.stderr
+    output = tmp_path / "out.mp4"
+    args = command(inputs, weights, output, "--crf", "0", "--checkpoint-every", "5")
+    run_and_kill(args, lambda: saved_position(output) >= 15)
+    position = saved_position(output)
+    resumed = run([*(a for a in args if a != "-q"), "--resume", "-v"])
+    assert resumed.returncode == 0, resumed.stderr
+    seeks = [line for line in resumed.stderr.splitlines() if "seeked to the keyframe" in line]
+    assert len(seeks) == 1 and f"for frame {position} " in seeks[0], resumed.stderr
+    got, want = read_video(output), read_video(expected)
+    assert len(got.frames) == 2 * SHOT_FRAMES and got.times == want.times
+    for a, b in zip(got.frames, want.frames):
+        assert np.array_equal(a, b)
