@@ -2,7 +2,7 @@
 one-time weight cast, TF32 off for fp32 on CUDA, and the autocast context of a run.
 
 ``auto`` is fp16 on CUDA, bf16 on a CPU with native bfloat16 arithmetic (AMX-BF16 or
-AVX512-BF16: about twice as fast as fp32 there), fp32 on every other device. ``--fp32`` always
+AVX512-BF16: 1.5-2x faster than fp32 there), fp32 on every other device. ``--fp32`` always
 gives the official numbers. fp16 on CPU runs, for checking the GPU default's numerics without a
 GPU (see :func:`half_products_in_float32`), with a note that it is meant for that.
 """
