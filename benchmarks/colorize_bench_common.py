@@ -452,10 +452,12 @@ def write_result(stem: Path, document: dict, markdown: str) -> None:
 GOLDEN_DIR = ROOT / "tests" / "fixtures" / "golden"
 
 
-def golden_psnr(weights: Path, device: str, precision: str, cases=("P1", "P2")) -> list[dict]:
+def golden_psnr(weights: Path, device: str, precision: str, cases=("P1", "P2"),
+                max_frames: int | None = None) -> list[dict]:
     """Per golden case: PSNR of ``precision``'s RGB frames against fp32's, frame by frame, on
-    ``device`` (the cases' frames and reference from tests/fixtures/golden; both runs use the
-    same weights). Returns ``[{"case", "frames", "min_db", "mean_db", "per_frame_db"}]``."""
+    ``device`` (the cases' frames and reference from tests/fixtures/golden, the first
+    ``max_frames`` of them if given; both runs use the same weights). Returns
+    ``[{"case", "frames", "min_db", "mean_db", "per_frame_db"}]``."""
     from PIL import Image
 
     from colorize.engine import EngineConfig, build_colorizer
@@ -465,7 +467,7 @@ def golden_psnr(weights: Path, device: str, precision: str, cases=("P1", "P2")) 
         root = GOLDEN_DIR / name
         knobs = json.loads((root / "case.json").read_text())["knobs"]
         frames = [np.array(Image.open(path).convert("RGB"))
-                  for path in sorted((root / "frames").glob("*.png"))]
+                  for path in sorted((root / "frames").glob("*.png"))[:max_frames]]
         reference = np.array(Image.open(root / "ref.png").convert("RGB"))
         outputs = {}
         for run_precision in ("fp32", precision):

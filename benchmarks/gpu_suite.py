@@ -42,13 +42,13 @@ FULL = {
     "precisions": ["fp16", "bf16", "fp32"], "cap_gb": 16, "frames": 16, "warmup": 4,
     "vram_size": (536, 960), "vram_frames": (200, 2000),
     "backoff_size": (2160, 3840), "backoff_cap_gb": 3.0, "backoff_frames": 6,
-    "golden_cases": ("P1", "P2"),
+    "golden_cases": ("P1", "P2"), "golden_frames": None,
 }
 SMOKE = {
     "resolutions": [("tiny", 48, 64)], "precisions": ["fp32", "bf16"], "cap_gb": None,
     "frames": 2, "warmup": 1, "vram_size": (48, 64), "vram_frames": (4, 8),
     "backoff_size": (48, 64), "backoff_cap_gb": None, "backoff_frames": 3,
-    "golden_cases": ("P1",),
+    "golden_cases": ("P1",), "golden_frames": 3,
 }
 
 
@@ -150,7 +150,8 @@ def backoff_step(weights: Path, label: str, device: str, plan: dict, out: Path) 
 
 def golden_step(weights: Path, label: str, device: str, plan: dict, out: Path) -> dict:
     precisions = [p for p in ("fp16", "bf16") if p in plan["precisions"] or device == "cuda"]
-    return {precision: golden_psnr(weights, device, precision, plan["golden_cases"])
+    return {precision: golden_psnr(weights, device, precision, plan["golden_cases"],
+                                   plan["golden_frames"])
             for precision in precisions}
 
 
