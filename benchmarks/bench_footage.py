@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import (  # noqa: E402
-    MIB, OtherLoad, PeakSampler, colourful_reference, current_rss, environment,
+    MIB, OtherLoad, PeakSampler, colourful_reference, current_rss, environment, environment_line,
     gray_frame, load_average, markdown_table, process_max_rss, today, weights_file, write_result,
     add_run_arguments,
 )
@@ -144,10 +144,7 @@ def _markdown(document: dict) -> str:
     env, settings = document["environment"], document["settings"]
     lines = [
         f"# colorize: long footage with cuts and keyframes ({env['date'][:10]})", "",
-        f"{env['device']} ({env['cpu']}, {env['logical_cpus']} logical CPUs), torch {env['torch']}, "
-        f"code {env['git_commit']}"
-        + (" with uncommitted changes in colorize/" if env["colorize_has_uncommitted_changes"]
-           else "") + f". Weights: {document['weights']}.",
+        environment_line(env, document["weights"]),
         f"Synthetic video of {settings['frames']} frames at {settings['size']}, "
         f"{settings['precision']}, {settings.get('torch_threads')} torch thread(s), "
         f"{len(settings['cuts'])} cuts, {settings['references']} "

@@ -347,6 +347,14 @@ def environment(device_name: str) -> dict:
     }
 
 
+def environment_line(env: dict, weights: str) -> str:
+    """One line for a result's Markdown: device, CPU, torch, code revision, weights."""
+    edited = " with uncommitted changes in colorize/" if env["colorize_has_uncommitted_changes"] \
+        else ""
+    return (f"{env['device']} ({env['cpu']}, {env['logical_cpus']} logical CPUs), torch "
+            f"{env['torch']}, code {env['git_commit']}{edited}. Weights: {weights}.")
+
+
 def today() -> str:
     return _dt.date.today().isoformat()
 
