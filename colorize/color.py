@@ -94,9 +94,6 @@ def _lab_to_srgb_unclipped(lab: torch.Tensor) -> torch.Tensor:
     # The run's autocast is still on while frames are assembled (the engine yields from inside
     # it); under it this matrix product would run in fp16/bf16 and move output levels.
     with torch.autocast(lab.device.type, enabled=False):
-        # The run's autocast is still on while frames are assembled (the engine yields from inside
-    # it); under it this matrix product would run in fp16/bf16 and move output levels.
-    with torch.autocast(lab.device.type, enabled=False):
         linear = torch.einsum("ij,...jhw->...ihw", inverse, xyz)
     return torch.where(linear > 0.0031308,
                        1.055 * linear.clamp_min(0.0) ** (1 / 2.4) - 0.055,
