@@ -141,7 +141,7 @@ def read_shots_file(
     """
     from colorize.footage import timeline
 
-    path = Path(path)
+    path = timeline.bundle_document(Path(path))
     text = _read_text(path)
     adapter = timeline.sniff_timeline(text)
     if adapter is not None:

@@ -1,12 +1,12 @@
 """Editors' timelines as shot lists, through OpenTimelineIO.
 
 Reading (``--shots FILE``, recognised from the content): FCP 7 XML (``<xmeml>``), FCPX XML
-(``<fcpxml>``) and OpenTimelineIO JSON (``.otio``) are read by OpenTimelineIO and its adapter
-plug-ins, the Academy Software Foundation's editorial interchange library, instead of a parser
-of our own. The cuts are those of the timeline's first video track, in the track's own time
-(its first frame is the video's frame 0, whatever the timeline's start timecode): every clip
-or gap starts a shot, and a transition (a dissolve, a wipe) counts as a cut where it starts, as
-in a CMX3600 EDL. Times are turned into frames at the video's frame rate (by time, so a
+(``<fcpxml>``, also inside an ``.fcpxmld`` bundle) and OpenTimelineIO JSON (``.otio``) are read
+by OpenTimelineIO and its adapter plug-ins, the Academy Software Foundation's editorial
+interchange library, instead of a parser of our own. The cuts are those of the timeline's
+first video track, in the track's own time (its first frame is the video's frame 0, whatever
+the timeline's start timecode): every clip or gap starts a shot, and a transition (a dissolve,
+a wipe) counts as a cut where it starts, as in a CMX3600 EDL. Times are turned into frames at the video's frame rate (by time, so a
 timeline at 24 fps lines up with its 24 fps export), or at the timeline's own rate when the
 video's is unknown. Zero-length items are skipped.
 
@@ -32,7 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TIMELINE_FORMATS", "read_timeline_cuts", "sniff_timeline", "write_shot_timeline"]
+__all__ = ["TIMELINE_FORMATS", "bundle_document", "read_timeline_cuts", "sniff_timeline",
+           "write_shot_timeline"]
 
 #: OpenTimelineIO adapter name -> what users call the format.
 TIMELINE_FORMATS = {"fcp_xml": "FCP 7 XML", "fcpx_xml": "FCPX XML", "otio_json": "OpenTimelineIO"}
@@ -46,6 +47,13 @@ INSTALL_HINT = (
 _RATE_TOLERANCE = 0.001
 # How far into the file the format is looked for (an XML prolog, a DOCTYPE, comments).
 _SNIFF_CHARS = 4096
+
+
+def bundle_document(path: Path) -> Path:
+    """``path``, or the timeline inside it when it is an FCPX bundle (``.fcpxmld``, what Final
+    Cut Pro 10.6 and later export: a folder holding ``Info.fcpxml``)."""
+    inside = path / "Info.fcpxml"
+    return inside if path.is_dir() and inside.is_file() else path
 
 
 def sniff_timeline(text: str) -> str | None:

@@ -68,6 +68,13 @@ def test_timeline_files_give_the_cuts_of_the_first_video_track(tmp_path, adapter
     assert read_shots_file(path, FRAMES, fps=RATE) == expected
 
 
+def test_fcpxmld_bundle_is_read_through_its_info_fcpxml(tmp_path):
+    bundle = tmp_path / "cut.fcpxmld"
+    bundle.mkdir()
+    _export(bundle, "fcpx_xml", "Info.fcpxml")
+    assert read_shots_file(bundle, FRAMES, fps=RATE) == [10, 14, 29]
+
+
 def test_format_is_recognised_from_the_content_not_the_name(tmp_path):
     path = _export(tmp_path, "fcp_xml", "cuts.txt")
     assert read_shots_file(path, FRAMES, fps=RATE) == EXPECTED
