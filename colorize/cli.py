@@ -45,6 +45,7 @@ Exit codes:
   2   bad command line
   3   out of memory even for one frame at the smallest processing size
   4   requested device or precision not available here
+  7   the network overflowed half precision (fp16/bf16): rerun with --fp32
   8   shots file (--shots FILE) unreadable, or its cuts unsorted or past the end
   9   no colorizer available (model or weights missing)
   10  input not found or not readable

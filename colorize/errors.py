@@ -12,6 +12,7 @@ Exit codes (also listed in ``colorize --help`` and the README):
 3   reserved: out of GPU/host memory after every back-off step (engine)
 5   ``colorize batch``: at least one video failed (the others are done)
 6   ``colorize batch --ray``: Ray is not installed or the cluster cannot be reached
+7   the network overflowed the half precision it ran in (fp16/bf16): rerun with ``--fp32``
 8   the shots file (``--shots FILE``) is unreadable or its cut list is invalid
 9   no colorizer could be built (:class:`ColorizerUnavailableError`)
 10  input not found or not readable
@@ -133,5 +134,7 @@ class DeviceUnavailableError(ColorizeError):
 
 class PrecisionRangeError(DeviceUnavailableError):
     """The network's output left the range of the half precision it ran in (inf or NaN): the
-    input drives an activation past what fp16 holds (65504). Exit code 4, like a precision
-    that cannot be used here; the message says to rerun in fp32."""
+    input drives an activation past what fp16 holds (65504). The message says to rerun in
+    fp32."""
+
+    exit_code = 7
