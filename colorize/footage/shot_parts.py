@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from colorize.errors import UnsupportedInputError
+from colorize.files import replace_file
 
 
 def join_encoded_parts(parts: list[Path], target: Any, source: Any) -> int:
@@ -165,7 +166,7 @@ class PartWriter:
         if kind is None:
             self._container.mux(self._stream.encode(None))
             self._container.close()
-            os.replace(self._temp, self.path)
+            replace_file(self._temp, self.path)
         else:
             self._container.close()
             self._temp.unlink(missing_ok=True)

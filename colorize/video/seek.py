@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from colorize.files import replace_file
 from colorize.video.mp4_header import composition_offsets
 
 #: The longest stretch an anchor keeps (frames from its keyframe): past this a GOP is too long
@@ -124,7 +125,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        os.replace(temp, path)
+        replace_file(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
