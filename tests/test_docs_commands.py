@@ -4,7 +4,8 @@ README and docs/ exists.
 The command lines are taken from the fenced shell code blocks; for each one the (sub)command it
 names is asked for ``--help`` in-process (click's CliRunner; the examples' own argparse), and every
 flag the line shows must appear in that help. A renamed or removed flag, or a subcommand that no
-longer exists, fails here instead of in a reader's terminal.
+longer exists, fails here instead of in a reader's terminal. Every relative link (file and
+heading) must resolve too.
 """
 
 from __future__ import annotations
@@ -206,3 +207,26 @@ def test_every_documented_flag_exists(command: DocCommand) -> None:
         if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", result.output)
     ]
     assert not missing, f"{command}: {' '.join(path)} --help does not list {missing}"
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors for a markdown file's headings (lowercase, punctuation dropped, '-' for ' ')."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.*)$", text, flags=re.M)}
+
+
+def test_every_relative_link_of_the_docs_resolves() -> None:
+    broken = []
+    for path in DOC_FILES:
+        text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", link):
+                continue  # http(s), mailto: not checked (no network in tests)
+            target, _, anchor = link.partition("#")
+            linked = (path.parent / target).resolve() if target else path
+            if not linked.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {link} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{path.relative_to(ROOT)}: {link} (no such heading)")
+    assert not broken, "\n".join(broken)
