@@ -82,9 +82,10 @@ def test_default_checkpoints_keep_keyframes_and_size(tmp_path, red_reference, sa
     invoke([*common, "-o", tmp_path / "plain.mp4", "--checkpoint-every", "0"])
     interval = KEYFRAME_INTERVAL["libx264"]
     ours, plain = keyframes(tmp_path / "checkpointed.mp4"), keyframes(tmp_path / "plain.mp4")
-    # No keyframe closer to the previous one than the encoder's interval, except at the cut.
+    # No denser than the cut plus the encoder's own interval: two keyframes closer than the
+    # interval only where one of them is the cut (x264 keeps its own count across the cut).
     for before, after in zip(ours, ours[1:]):
-        assert after - before >= interval or after == CUT, ours
+        assert after - before >= interval or CUT in (before, after), ours
     assert len(ours) <= 1 + 1 + FRAMES // interval          # frame 0, the cut, the interval
     assert len(ours) <= len(plain) + 1, (ours, plain)
     size, plain_size = (tmp_path / "checkpointed.mp4").stat().st_size, (tmp_path / "plain.mp4").stat().st_size
