@@ -255,7 +255,7 @@ def _suggestions(report_text: str | None) -> list:
     import json
 
     from colorize.footage.report import ConfidenceReport
-    from colorize.references import Suggestion
+    from colorize.references import report_suggestions
 
     if not (report_text or "").strip():
         return []
@@ -264,7 +264,7 @@ def _suggestions(report_text: str | None) -> list:
     except (ValueError, KeyError, TypeError) as error:
         raise NodeInputError(f"report: not a colorize confidence report ({error}); connect the "
                              "report output of Colorize Video or Colorize Frames") from None
-    return [Suggestion(span.keyframe, span.end) for span in report.low_confidence_spans()]
+    return report_suggestions(report)
 
 
 def pick_stills(frames, *, frame_count: int | None, fps: "float | Fraction | None", shots: str,
