@@ -28,6 +28,12 @@ Exit codes (also listed in ``colorize --help`` and the README):
 130 interrupted (Ctrl-C)
 ==  ===========================================================================
 
+``colorize keyframes --generate`` reports a failure on a ComfyUI server with ``comfy-run``'s own
+code for it (3 to 7, 9; see ``colorize keyframes --help``), except three that it moves because
+the table above uses them: 27 a still took longer than ``--timeout`` (``comfy-run``'s 8), 28 a
+reply that could not be understood (its 10), 29 a picture that could not be downloaded, read or
+written (its 11).
+
 Codes 20-39 are left to the weights and runner parts of the project.
 """
 

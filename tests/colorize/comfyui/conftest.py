@@ -51,6 +51,12 @@ def loaded(comfy, synthetic_weights):
     state, nodes = comfy
     folder = state.models_dir / "colormnet"
     folder.mkdir(parents=True, exist_ok=True)
-    os.symlink(synthetic_weights, folder / "synthetic.safetensors")
+    # A hard link: symbolic links need extra rights on Windows, and a copy is 0.5 GB.
+    try:
+        os.link(synthetic_weights, folder / "synthetic.safetensors")
+    except OSError:  # another file system
+        import shutil
+
+        shutil.copyfile(synthetic_weights, folder / "synthetic.safetensors")
     model = nodes.LoadColorMNet.execute(checkpoint="synthetic.safetensors", precision="fp32").args[0]
     return state, nodes, model
