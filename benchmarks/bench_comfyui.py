@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "colorize"))
 
 from colorize_bench_common import (  # noqa: E402
     MIB, RESULTS_DIR, PeakRss, environment, load_average, markdown_table, weights_file, write_atomic,
-    write_json,
+    was_busy, write_json,
 )
 
 
@@ -112,18 +114,25 @@ def time_paths(weights: Path, size: int, frames: int, repeats: int, work: Path) 
     nodes = node_classes(work / "comfyui")
     model = load_model(nodes, weights)
     colorizer = build_colorizer(EngineConfig(weights=weights, device="cpu", precision="fp32"))
+    timing = interleaved_per_frame(lambda: run_node(nodes, model, clip, size).unlink(),
+                                   lambda: run_cli_pipeline(colorizer, clip, size, work / "cli.mp4"),
+                                   frames, repeats)
+    return {"frames": frames, "size": size, "repeats": repeats, **timing}
+
+
+def interleaved_per_frame(run_node_path: Callable[[], object], run_cli_path: Callable[[], object],
+                          frames: int, repeats: int) -> dict:
+    """Seconds per frame of both paths: one warm-up each, then ``repeats`` interleaved runs
+    (so that load drifts hit both); the best run of each, and all of them."""
+    run_node_path()
+    run_cli_path()
     node_times, cli_times = [], []
-    run_node(nodes, model, clip, size)                       # warm-up of both paths
-    run_cli_pipeline(colorizer, clip, size, work / "cli.mp4")
-    for _ in range(repeats):                                   # interleaved: load drifts hit both
-        started = time.perf_counter()
-        run_node(nodes, model, clip, size).unlink()
-        node_times.append((time.perf_counter() - started) / frames)
-        started = time.perf_counter()
-        run_cli_pipeline(colorizer, clip, size, work / "cli.mp4")
-        cli_times.append((time.perf_counter() - started) / frames)
-    return {"frames": frames, "size": size, "repeats": repeats,
-            "node_s_per_frame": min(node_times), "cli_s_per_frame": min(cli_times),
+    for _ in range(repeats):
+        for run, times in ((run_node_path, node_times), (run_cli_path, cli_times)):
+            started = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - started) / frames)
+    return {"node_s_per_frame": min(node_times), "cli_s_per_frame": min(cli_times),
             "node_all": node_times, "cli_all": cli_times}
 
 
@@ -189,20 +198,15 @@ def time_film_paths(weights: Path, size: int, frames: int, repeats: int, work: P
     shutil.copytree(refs, Path(nodes.folder_paths.get_input_directory()) / "refs")
     model = load_model(nodes, weights)
     colorizer = build_colorizer(EngineConfig(weights=weights, device="cpu", precision="fp32"))
-    node_times, cli_times = [], []
-    run_film_node(nodes, model, clip, "refs").unlink()         # warm-up of both paths
-    cuts = run_film_cli(colorizer, clip, refs, work / "cli.mp4")
-    for _ in range(repeats):                                   # interleaved: load drifts hit both
-        started = time.perf_counter()
-        run_film_node(nodes, model, clip, "refs").unlink()
-        node_times.append((time.perf_counter() - started) / frames)
-        started = time.perf_counter()
-        run_film_cli(colorizer, clip, refs, work / "cli.mp4")
-        cli_times.append((time.perf_counter() - started) / frames)
+    cuts: list[int] = []
+
+    def cli_run() -> None:
+        cuts[:] = run_film_cli(colorizer, clip, refs, work / "cli.mp4")   # same on every run
+
+    timing = interleaved_per_frame(lambda: run_film_node(nodes, model, clip, "refs").unlink(),
+                                   cli_run, frames, repeats)
     return {"frames": frames, "size": size, "repeats": repeats, "cut": cut, "cuts_found": cuts,
-            "references": sorted(p.name for p in refs.iterdir()),
-            "node_s_per_frame": min(node_times), "cli_s_per_frame": min(cli_times),
-            "node_all": node_times, "cli_all": cli_times}
+            "references": sorted(p.name for p in refs.iterdir()), **timing}
 
 
 def film_main(args: argparse.Namespace) -> None:
@@ -227,9 +231,15 @@ def film_main(args: argparse.Namespace) -> None:
                  f"{timing['frames']} frames, cut at {timing['cut']}, references {', '.join(timing['references'])}, "
                  f"CPU fp32)\n\n{table}\n\nNode vs CLI: {100 * ratio:+.1f}% per frame (goal: within 5%). "
                  f"Cuts found: {timing['cuts_found']} (both paths use the same detector).\n"
-                 f"Load average before/after: {load_before} / {document['load_average_after']} "
-                 "(other work shared the machine; both paths were interleaved, best of each taken).\n")
+                 f"Load average before/after: {load_before} / {document['load_average_after']}"
+                 f"{load_note(load_before)}; both paths were interleaved, best of each taken.\n")
     print(f"wrote {args.out / 'bench_comfyui_film.json'}")
+
+
+def load_note(load_before) -> str:
+    """Says when other work shared the machine (a load above half its cores at the start)."""
+    busy = was_busy(load_before, os.cpu_count() or 1)
+    return " (other work shared the machine)" if busy else " (nothing else running)"
 
 
 def rss_child(weights: Path, size: int, frames: int, work: Path) -> dict:
@@ -295,8 +305,8 @@ def main(argv: list[str] | None = None) -> None:
                  f"# ComfyUI node path vs CLI ({timing['size']}x{timing['size']}, {timing['frames']} frames, CPU fp32)\n\n"
                  f"{table}\n\n## VIDEO node peak RSS\n\n{rss_table}\n\nGrowth from {rss[0]['frames']} to "
                  f"{rss[-1]['frames']} frames: {100 * growth:+.1f}% (goal: within 10%).\n"
-                 f"Load average before/after: {load_before} / {document['load_average_after']} "
-                 "(other work shared the machine; both paths were interleaved).\n")
+                 f"Load average before/after: {load_before} / {document['load_average_after']}"
+                 f"{load_note(load_before)}; both paths were interleaved.\n")
     print(f"RSS growth {100 * growth:+.1f}%; wrote {args.out / 'bench_comfyui.json'}")
 
 

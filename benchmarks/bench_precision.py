@@ -24,10 +24,9 @@ import numpy as np
 
 from colorize_bench_common import (
     RESULTS_DIR, FramePool, colourful_reference, environment, golden_psnr,
-    load_average, markdown_table, psnr, today, weights_file, write_result,
+    load_average, markdown_table, psnr, today, was_busy, weights_file, write_result,
 )
 
-BUSY_LOAD_PER_CORE = 0.5
 
 
 def measure(weights: Path, precision: str, size: int, frames: int) -> dict:
@@ -82,8 +81,7 @@ def markdown(document: dict) -> str:
     size, threads = document["size"], document["threads"]
     loads = [env.get("load_average_start"), env.get("load_average_end")]
     # The load at the end includes this benchmark's own threads.
-    limits = [BUSY_LOAD_PER_CORE * threads, threads + BUSY_LOAD_PER_CORE * threads]
-    busy = any(load and load[0] > limit for load, limit in zip(loads, limits))
+    busy = was_busy(loads[0], threads) or was_busy(loads[1], threads, own_threads=threads)
     lines = [f"# CPU precision: fp32 against bf16 at {size}x{size}, {threads} threads", "",
              f"CPU: {env['cpu']} ({env['logical_cpus']} logical CPUs), torch {env['torch']}, "
              f"code {env['git_commit']}. Weights: {env.get('weights', '?')}.", "",

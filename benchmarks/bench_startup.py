@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colorize_bench_common import (  # noqa: E402
     RESULTS_DIR, colourful_reference, environment, gray_frame, load_average, markdown_table,
-    today, weights_file, write_result,
+    today, was_busy, weights_file, write_result,
 )
 
 SIZE = 224
@@ -175,7 +175,7 @@ def markdown(document: dict) -> str:
              "after a first run).", "",
              f"Load average at start {env['load_average_start']}, at end "
              f"{document['load_average_end']}: timings "
-             + ("**taken under shared load**" if (env["load_average_start"] or [0])[0] > 0.5 * document["threads"]
+             + ("**taken under shared load**" if was_busy(env["load_average_start"], document["threads"])
                 else "on a quiet machine") + "; call counts below do not depend on it.", "",
              "## Phases (seconds since the process started)", "",
              markdown_table(["phase", "wall s", "process CPU s (all threads)"], rows), "",

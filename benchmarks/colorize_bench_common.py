@@ -326,6 +326,16 @@ def load_average() -> list[float] | None:
         return None
 
 
+#: A load average above this many runnable processes per core means other work shared the CPU.
+BUSY_LOAD_PER_CORE = 0.5
+
+
+def was_busy(load: list[float] | None, cores: int, own_threads: int = 0) -> bool:
+    """Whether the 1-minute ``load`` says other work shared ``cores`` cores; ``own_threads``:
+    the benchmark's own busy threads when the load was read while it ran."""
+    return bool(load) and load[0] > own_threads + BUSY_LOAD_PER_CORE * cores
+
+
 def environment(device_name: str) -> dict:
     """Who measured what where: device, versions, code revision (and whether it had local edits)."""
     import torch
